@@ -1,0 +1,29 @@
+# Two entry points for a fresh clone (see README): `make study` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install study test benchmark clean
+
+$(BIN)/gsimclr: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(BIN)/gsimclr
+
+## The whole study on the embedded digits dataset: autoencoder -> pseudo labels -> SimCLR and
+## G-SimCLR -> linear/fine-tune/supervised evaluation -> results/results.md, tracked in MLflow.
+study: install
+	dvc repro
+	@cat results/results.md
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf artifacts metrics plots results checkpoints mlruns/mlflow.db mlruns/artifacts

@@ -1,0 +1,108 @@
+"""SimCLR view augmentations on whole batches, with independent random parameters for every image.
+
+torchvision's v2 transforms draw one set of parameters per call, so a batch would share one crop and
+one colour jitter (the official G-SimCLR code has exactly that flaw). Here every image gets its own
+crop box, flip, jitter factors and grey-scale coin, all as tensor ops that run on the batch's device.
+Cropping uses torchvision's `roi_align`, which resamples a different box per image in one kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchvision.ops import roi_align
+
+from gsimclr.config import AugmentConfig
+
+# RGB -> YIQ; a hue shift is a rotation of the (I, Q) chroma plane.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_LUMA = _RGB_TO_YIQ[0]
+
+
+def _uniform(n: int, low: float, high: float, like: torch.Tensor) -> torch.Tensor:
+    return torch.empty(n, device=like.device, dtype=like.dtype).uniform_(low, high)
+
+
+def _coin(n: int, p: float, like: torch.Tensor) -> torch.Tensor:
+    return torch.rand(n, device=like.device) < p
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """Per-pixel luma, shape (B, 1, H, W)."""
+    if x.shape[1] == 1:
+        return x
+    return torch.einsum("c,bchw->bhw", _LUMA.to(x), x).unsqueeze(1)
+
+
+def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """Crop a random box of `scale` area and `ratio` aspect from each image, resized to the input size."""
+    b, _, h, w = x.shape
+    area = _uniform(b, *scale, x) * (h * w)
+    log_ratio = _uniform(b, math.log(ratio[0]), math.log(ratio[1]), x)
+    aspect = torch.exp(log_ratio)
+    crop_w = torch.sqrt(area * aspect).clamp(1.0, w)
+    crop_h = torch.sqrt(area / aspect).clamp(1.0, h)
+    x0 = torch.rand(b, device=x.device, dtype=x.dtype) * (w - crop_w)
+    y0 = torch.rand(b, device=x.device, dtype=x.dtype) * (h - crop_h)
+    boxes = torch.stack([torch.arange(b, device=x.device, dtype=x.dtype), x0, y0, x0 + crop_w, y0 + crop_h], 1)
+    return roi_align(x, boxes, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+
+
+def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
+    flip = _coin(x.shape[0], p, x).view(-1, 1, 1, 1)
+    return torch.where(flip, x.flip(-1), x)
+
+
+def color_jitter(x: torch.Tensor, strength: float, p: float) -> torch.Tensor:
+    """SimCLR's colour distortion: brightness, contrast, saturation 0.8*s and hue 0.2*s, applied with p.
+
+    Images that skip the jitter get identity factors, so the whole batch takes one code path.
+    The order is fixed (brightness, contrast, saturation, hue) rather than shuffled per image.
+    """
+    b = x.shape[0]
+    apply = _coin(b, p, x).to(x.dtype)
+
+    def factor(spread: float) -> torch.Tensor:
+        drawn = _uniform(b, max(0.0, 1 - spread), 1 + spread, x)
+        return (apply * drawn + (1 - apply)).view(-1, 1, 1, 1)
+
+    x = (x * factor(0.8 * strength)).clamp_(0, 1)
+    mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * factor(0.8 * strength) + mean).clamp_(0, 1)
+    if x.shape[1] == 1:
+        return x
+    gray = _gray(x)
+    x = ((x - gray) * factor(0.8 * strength) + gray).clamp_(0, 1)
+    hue = apply * _uniform(b, -0.2 * strength, 0.2 * strength, x) * (2 * math.pi)
+    cos, sin = torch.cos(hue), torch.sin(hue)
+    rotation = torch.zeros(b, 3, 3, device=x.device, dtype=x.dtype)
+    rotation[:, 0, 0] = 1
+    rotation[:, 1, 1], rotation[:, 1, 2], rotation[:, 2, 1], rotation[:, 2, 2] = cos, -sin, sin, cos
+    to_yiq = _RGB_TO_YIQ.to(x)
+    matrix = torch.linalg.inv(to_yiq) @ rotation @ to_yiq
+    return torch.einsum("bij,bjhw->bihw", matrix, x).clamp_(0, 1)
+
+
+def random_grayscale(x: torch.Tensor, p: float) -> torch.Tensor:
+    if x.shape[1] == 1 or p == 0:
+        return x
+    gray = _coin(x.shape[0], p, x).view(-1, 1, 1, 1)
+    return torch.where(gray, _gray(x).expand_as(x), x)
+
+
+class ViewAugment:
+    """Draws one random view of every image in a float batch in [0, 1] (B, C, H, W)."""
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.crop_scale is not None:
+            x = random_resized_crop(x, cfg.crop_scale)
+        if cfg.flip:
+            x = random_flip(x)
+        if cfg.color_strength > 0 and cfg.color_p > 0:
+            x = color_jitter(x, cfg.color_strength, cfg.color_p)
+        return random_grayscale(x, cfg.grayscale_p)

@@ -1,0 +1,139 @@
+"""The `gsimclr` command line: parse, load the config, run one stage, map errors to exit codes.
+
+Exit codes: 0 ok, 1 runtime failure (e.g. diverged training), 2 bad usage or config, 3 missing
+upstream artifact, 130 interrupted. User mistakes print one line; internal errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable
+
+import typer
+
+from gsimclr.errors import TrainingDivergedError, UserError
+
+app = typer.Typer(
+    help="G-SimCLR: SimCLR with pseudo-label-guided batches, as a reproducible, tracked pipeline.\n\n"
+    "Stages run in order: train -> cluster -> pretrain -> evaluate -> compare (dvc repro runs them all).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Method(str, Enum):
+    simclr = "simclr"
+    gsimclr = "gsimclr"
+
+
+class EvalMethod(str, Enum):
+    simclr = "simclr"
+    gsimclr = "gsimclr"
+    supervised = "supervised"
+
+
+RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore a resume checkpoint and train from scratch.")]
+
+
+def _run(ctx: typer.Context, stage: Callable, *args, restart: bool = False) -> object:
+    """Build the stage context and run `stage`, turning known failures into exit codes without tracebacks."""
+    try:
+        from gsimclr.config import load_params
+        from gsimclr.device import select_device
+        from gsimclr.layout import Layout
+        from gsimclr.stages.context import StageContext
+
+        params = load_params(ctx.obj["params"])
+        device = select_device(ctx.obj["device"])
+        return stage(StageContext(params, Layout(), device, restart), *args)
+    except (UserError, TrainingDivergedError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: re-run the same command to resume from the last checkpoint", err=True)
+        raise typer.Exit(130) from None
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file to read.")] = Path("params.yaml"),
+    device: Annotated[str, typer.Option(help="auto (cuda -> mps -> cpu), cpu, cuda, cuda:N or mps.")] = "auto",
+) -> None:
+    """Global options shared by every stage."""
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    ctx.obj = {"params": params, "device": device}
+
+
+@app.command()
+def train(ctx: typer.Context, restart: RestartOption = False) -> None:
+    """Train the denoising autoencoder (early-stopped on a validation split of the training data).
+
+    Example: gsimclr train
+    """
+    from gsimclr.stages.train_autoencoder import train_autoencoder
+
+    metrics = _run(ctx, train_autoencoder, restart=restart)
+    typer.echo(f"autoencoder: best epoch {metrics['best_epoch']}, val MSE {metrics['val_loss']:.5f}")
+
+
+@app.command()
+def cluster(ctx: typer.Context) -> None:
+    """Cluster the autoencoder's bottleneck features with k-means into pseudo labels.
+
+    Example: gsimclr cluster
+    """
+    from gsimclr.stages.cluster import cluster as run_cluster
+
+    metrics = _run(ctx, run_cluster)
+    typer.echo(f"pseudo labels: k={metrics['clusters']:.0f}, NMI vs true labels {metrics['nmi']:.3f} (diagnostic only)")
+
+
+@app.command()
+def pretrain(
+    ctx: typer.Context,
+    method: Annotated[Method, typer.Option(help="simclr: random batches; gsimclr: pseudo-label-guided batches.")],
+    restart: RestartOption = False,
+) -> None:
+    """Pretrain SimCLR or G-SimCLR (same loop, different batch sampler).
+
+    Example: gsimclr pretrain --method gsimclr
+    """
+    from gsimclr.stages.pretrain import pretrain as run_pretrain
+
+    metrics = _run(ctx, run_pretrain, method.value, restart=restart)
+    typer.echo(f"{method.value}: final NT-Xent loss {metrics['loss']:.4f}")
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    method: Annotated[EvalMethod, typer.Option(help="Which pretrained model to evaluate, or the supervised baseline.")],
+    restart: RestartOption = False,
+) -> None:
+    """Linear probes at P1/P2/P3 and 10% fine-tuning, or the supervised baseline.
+
+    Example: gsimclr evaluate --method simclr
+    """
+    from gsimclr.stages.evaluate import evaluate as run_evaluate
+
+    metrics = _run(ctx, run_evaluate, method.value, restart=restart)
+    shown = {k: v for k, v in metrics.items() if k.endswith("test_acc")}
+    typer.echo(f"{method.value}: " + ", ".join(f"{k.removesuffix('_test_acc')} {100 * v:.2f}%" for k, v in shown.items()))
+
+
+@app.command()
+def compare(ctx: typer.Context) -> None:
+    """Write results/results.md and results.csv (paper Tables II and III) and link the runs in MLflow.
+
+    Example: gsimclr compare
+    """
+    from gsimclr.stages.compare import compare as run_compare
+    from gsimclr.tracking import ui_command
+
+    _run(ctx, run_compare)
+    typer.echo(f"results: {Path('results/results.md').resolve()}")
+    typer.echo(f"compare the runs: {ui_command()}")

@@ -1,0 +1,175 @@
+"""Validated configuration: one pydantic model per `params.yaml` section.
+
+DVC's `exp run -S` accepts any key silently, so every model forbids unknown keys and checks ranges:
+a typo must fail loudly before hours of training, not be ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from gsimclr.errors import UserError
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    name: Literal["digits", "cifar10", "imagefolder"] = "digits"
+    root: Optional[str] = None
+    """Dataset directory (cifar10: where `cifar-10-batches-py` lives; imagefolder: holds train/ and test/)."""
+    download: bool = False
+    """cifar10 only: let torchvision download the dataset into `root` when it is missing."""
+    image_size: PositiveInt = 16
+    """Images are resized to image_size x image_size (digits are 8x8 natively)."""
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
+    """Share of the training split held out for model selection (never the test split)."""
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    """digits only: it has no official test split, so one is carved once with the seed."""
+    paper_reference: Optional[Literal["cifar10", "imagenet_subset"]] = None
+    """Which of the paper's result columns to print beside ours (only when the dataset matches)."""
+
+    @model_validator(mode="after")
+    def _root_needed(self) -> "DataConfig":
+        if self.name in ("cifar10", "imagefolder") and not self.root:
+            raise ValueError(f"data.root is required for data.name={self.name}")
+        return self
+
+
+class AutoencoderConfig(Section):
+    filters: list[PositiveInt] = Field(default=[32, 64, 128], min_length=1)
+    """One encoder block [conv -> BN -> ReLU -> maxpool2] per entry; the decoder mirrors it."""
+    kernel_size: PositiveInt = 3
+    noise_std: float = Field(default=0.01, ge=0.0)
+    epochs: PositiveInt = 100
+    patience: PositiveInt = 5
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+
+
+class ClusterConfig(Section):
+    k: int = Field(default=64, ge=2)
+    n_init: PositiveInt = 10
+    tsne_points: int = Field(default=2000, ge=10)
+    """How many (randomly chosen) images the t-SNE plot shows; t-SNE is slow on large sets."""
+
+
+class ModelConfig(Section):
+    backbone: Literal["cifar_resnet", "resnet18", "resnet50"] = "cifar_resnet"
+    blocks_per_stage: PositiveInt = 2
+    """cifar_resnet only: bottleneck blocks in each of its three stages."""
+    cifar_stem: bool = True
+    """resnet18/50 only: a 3x3 stride-1 stem without max-pool, for small images."""
+    head_dims: list[PositiveInt] = Field(default=[256, 128, 50], min_length=3)
+    """Projection head widths; P1 drops its last layer, P2 its last two, P3 is the backbone."""
+
+
+class AugmentConfig(Section):
+    flip: bool = True
+    crop_scale: Optional[tuple[float, float]] = None
+    """Random resized crop area range, e.g. [0.2, 1.0]; null keeps the paper's flip + colour set."""
+    color_strength: float = Field(default=0.5, ge=0.0)
+    color_p: float = Field(default=0.8, ge=0.0, le=1.0)
+    grayscale_p: float = Field(default=0.2, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _crop_range(self) -> "AugmentConfig":
+        if self.crop_scale is not None and not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
+            raise ValueError("augment.crop_scale must satisfy 0 < low <= high <= 1")
+        return self
+
+
+class PretrainConfig(Section):
+    epochs: PositiveInt = 15
+    batch_size: int = Field(default=64, ge=2)
+    """G-SimCLR's batch size; the paper keeps it equal to cluster.k."""
+    lr: PositiveFloat = 0.1
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    temperature: PositiveFloat = 0.1
+    augment: AugmentConfig = AugmentConfig()
+
+
+class ProbeConfig(Section):
+    """One supervised training run: linear probe, fine-tuning or the supervised baseline."""
+
+    epochs: PositiveInt = 50
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    patience: PositiveInt = 10
+    """Early stopping on validation accuracy; the best validation epoch is the one tested."""
+
+
+class EvaluateConfig(Section):
+    linear: ProbeConfig = ProbeConfig()
+    finetune: ProbeConfig = ProbeConfig(epochs=30)
+    finetune_fraction: float = Field(default=0.1, gt=0.0, le=1.0)
+    supervised: ProbeConfig = ProbeConfig(epochs=30)
+
+
+class Params(Section):
+    seed: int = Field(default=0, ge=0)
+    data: DataConfig = DataConfig()
+    autoencoder: AutoencoderConfig = AutoencoderConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    def section_hash(self, *sections: str) -> str:
+        """Short digest of the named sections: a resume checkpoint is only valid for the same config."""
+        payload = {name: getattr(self, name) for name in sections}
+        blob = json.dumps({k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in payload.items()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def flat(self) -> dict[str, object]:
+        """Dotted keys for MLflow params (e.g. `pretrain.augment.flip`)."""
+        out: dict[str, object] = {}
+
+        def walk(prefix: str, value: object) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, sub)
+            else:
+                out[prefix] = value
+
+        walk("", self.model_dump())
+        return out
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif "input" in first and not isinstance(first["input"], (dict, list)):
+        message = f"{message} (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {key}: {message}{suffix}"
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate a params file; any problem becomes a one-line `UserError` naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"params file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(_describe(exc, str(path))) from None

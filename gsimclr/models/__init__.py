@@ -1,0 +1,1 @@
+"""Networks: the denoising autoencoder, the backbones and the SimCLR projection head."""

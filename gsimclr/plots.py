@@ -1,0 +1,64 @@
+"""Figures a person would rather look at than read: loss curves, t-SNE of the latent space, cluster sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from gsimclr.storage import atomic_open  # noqa: E402
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+
+
+def loss_curves(history: list[dict[str, float]], keys: list[str], title: str) -> Figure:
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    epochs = [row["epoch"] for row in history]
+    for key in keys:
+        axis.plot(epochs, [row[key] for row in history], marker=".", label=key)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss")
+    axis.set_title(title)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def tsne_panels(embedding: np.ndarray, clusters: np.ndarray, classes: np.ndarray, class_names: list[str]) -> Figure:
+    """Two views of one t-SNE map: coloured by pseudo label and by true class (diagnostic only)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5))
+    left.scatter(embedding[:, 0], embedding[:, 1], c=clusters, cmap="nipy_spectral", s=6)
+    left.set_title(f"autoencoder latent space by k-means cluster (k={clusters.max() + 1})")
+    for label in np.unique(classes):
+        mask = classes == label
+        right.scatter(embedding[mask, 0], embedding[mask, 1], s=6, label=class_names[label])
+    right.set_title("the same map by true class")
+    right.legend(markerscale=3, fontsize="small", loc="best")
+    for axis in (left, right):
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return figure
+
+
+def cluster_sizes(clusters: np.ndarray) -> Figure:
+    sizes = np.sort(np.bincount(clusters))[::-1]
+    figure, axis = plt.subplots(figsize=(6, 3))
+    axis.bar(np.arange(len(sizes)), sizes)
+    axis.axhline(sizes.mean(), color="k", linestyle="--", linewidth=1, label=f"mean {sizes.mean():.1f}")
+    axis.set_xlabel("cluster (sorted by size)")
+    axis.set_ylabel("images")
+    axis.set_title("pseudo-label cluster sizes")
+    axis.legend()
+    return figure
+
+
+def close(figure: Figure) -> None:
+    plt.close(figure)

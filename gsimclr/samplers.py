@@ -1,0 +1,103 @@
+"""Batch samplers: the only thing that differs between SimCLR and G-SimCLR.
+
+Both samplers cut an epoch of N images into the same `ceil(N / batch_size)` batches whose sizes differ by
+at most one, and both are re-drawn every epoch from `(seed, epoch)`, so a resumed run sees the same
+batches as an uninterrupted one and no state needs checkpointing.
+
+The guided sampler is stratified systematic sampling: images are shuffled within each pseudo-label
+cluster, clusters are laid end to end in a random order, and the sequence is dealt round-robin into
+the epoch's batches. A cluster of size s then lands in s consecutive (mod n_batches) batches, i.e.
+floor(s / n_batches) or ceil(s / n_batches) times per batch: the fewest same-cluster pairs any
+partition allows. With equal clusters and batch size k, every batch holds exactly one image per
+cluster. The official code's round-robin over clusters instead leaves the largest clusters for the
+final batches, where they collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch])
+
+
+def _deal(order: np.ndarray, n_batches: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Deal `order` round-robin into `n_batches` batches from a random start; shuffle within batches."""
+    start = int(rng.integers(n_batches))
+    slot = (np.arange(len(order)) + start) % n_batches
+    batches = [order[slot == b] for b in range(n_batches)]
+    for batch in batches:
+        rng.shuffle(batch)
+    return [batches[b] for b in rng.permutation(n_batches)]
+
+
+class BatchSampler(Protocol):
+    def __len__(self) -> int: ...
+
+    def batches(self, epoch: int) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class RandomBatchSampler:
+    """SimCLR: a fresh random partition of the dataset into batches every epoch."""
+
+    n_items: int
+    batch_size: int
+    seed: int
+
+    def __len__(self) -> int:
+        return -(-self.n_items // self.batch_size)
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        rng = epoch_rng(self.seed, epoch)
+        return _deal(rng.permutation(self.n_items), len(self), rng)
+
+
+@dataclass(frozen=True)
+class GuidedBatchSampler:
+    """G-SimCLR: each batch is a sample without replacement stratified by pseudo label."""
+
+    pseudo_labels: np.ndarray
+    batch_size: int
+    seed: int
+
+    def __len__(self) -> int:
+        return -(-len(self.pseudo_labels) // self.batch_size)
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        rng = epoch_rng(self.seed, epoch)
+        clusters = [np.flatnonzero(self.pseudo_labels == c) for c in np.unique(self.pseudo_labels)]
+        for members in clusters:
+            rng.shuffle(members)
+        order = np.concatenate([clusters[c] for c in rng.permutation(len(clusters))])
+        return _deal(order, len(self), rng)
+
+
+def same_label_pairs(batch_labels: np.ndarray) -> int:
+    """Number of unordered pairs in a batch that share a label."""
+    counts = np.bincount(batch_labels)
+    return int((counts * (counts - 1) // 2).sum())
+
+
+def batch_stats(batches: Sequence[np.ndarray], labels: np.ndarray) -> tuple[float, float]:
+    """(mean distinct labels per batch, mean same-label pairs per batch) for one epoch's batches."""
+    distinct = np.mean([len(np.unique(labels[b])) for b in batches])
+    pairs = np.mean([same_label_pairs(labels[b]) for b in batches])
+    return float(distinct), float(pairs)
+
+
+def min_same_label_pairs(labels: np.ndarray, n_batches: int) -> int:
+    """The fewest same-label pairs per epoch any partition into `n_batches` batches can reach."""
+    sizes = np.bincount(labels)
+    q, r = sizes // n_batches, sizes % n_batches
+    return int((r * (q + 1) * q // 2 + (n_batches - r) * q * (q - 1) // 2).sum())
+
+
+def shuffled_batches(indices: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Plain minibatches of `indices` in a random order (for the supervised heads and the autoencoder)."""
+    order = rng.permutation(indices)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,52 @@
+"""What every stage receives, and the bookkeeping every stage does when it finishes."""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from gsimclr.config import Params
+from gsimclr.layout import Layout
+from gsimclr.storage import write_json
+
+
+@dataclass(frozen=True)
+class StageContext:
+    params: Params
+    layout: Layout
+    device: torch.device
+    restart: bool = False
+    """Ignore (and replace) a resume checkpoint instead of continuing from it."""
+    started: float = field(default_factory=time.time)
+
+    def resume_path(self, name: str):
+        path = self.layout.resume(name)
+        if self.restart:
+            path.unlink(missing_ok=True)
+        return path
+
+
+def hardware() -> str:
+    """One line naming the machine a figure came from."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu} ({torch.get_num_threads()} threads){gpu}, torch {torch.__version__}"
+
+
+def finish(ctx: StageContext, stage: str, run_id: str, method: Optional[str] = None, *resume: str) -> None:
+    """Record the MLflow run and wall time for `compare`, then drop the stage's resume checkpoints (their .log.jsonl stays)."""
+    write_json(
+        ctx.layout.run_record(stage, method),
+        {"run_id": run_id, "wall_s": round(time.time() - ctx.started, 1), "device": str(ctx.device), "hardware": hardware()},
+    )
+    for name in resume:
+        ctx.layout.resume(name).unlink(missing_ok=True)

@@ -1,0 +1,75 @@
+"""Atomic writes and safe loads: a killed stage never leaves a half-written file in place of a good one."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import torch
+
+from gsimclr.errors import MissingUpstreamError, UserError
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
+    """Write to a temporary file beside `path`, fsync, then rename over it; on error `path` is untouched."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_open(path) as handle:
+        handle.write(text)
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
+
+
+def load_torch(path: Path, what: str = "checkpoint") -> dict:
+    """Load with `weights_only=True` (no arbitrary code from a file); a bad file is a `UserError`."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except Exception as exc:  # torch raises many types for non-checkpoint bytes
+        raise UserError(f"{path} is not a valid {what} ({type(exc).__name__})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} is not a valid {what} (holds {type(obj).__name__})")
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MissingUpstreamError(f"{what} not found: {path} (run the stage that makes it first)") from None
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is not valid JSON") from None
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of one schema as CSV (DVC plots and spreadsheets read it)."""
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

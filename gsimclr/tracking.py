@@ -1,0 +1,139 @@
+"""MLflow conventions in one place (the only module that imports mlflow).
+
+One experiment per dataset, one run per stage x method, tags to filter on, params from the validated
+config, per-epoch metrics with `step=epoch`. The default store lives under `mlruns/` of the project
+(sqlite for runs, a folder for artifacts); `MLFLOW_TRACKING_URI` points it at a team server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+import mlflow  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from gsimclr.config import Params  # noqa: E402
+from gsimclr.errors import UserError  # noqa: E402
+
+
+def project_root() -> Path:
+    """The project directory, also from inside `dvc exp run --temp` copies under `.dvc/tmp/exps/`."""
+    cwd = Path.cwd().resolve()
+    for parent in cwd.parents:
+        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
+            return parent.parent.parent.parent
+    return cwd
+
+
+def local_store() -> Path:
+    return project_root() / "mlruns"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local_store() / 'mlflow.db'}"
+
+
+def ui_command() -> str:
+    """The exact command that opens the runs in the MLflow UI, bound to localhost only."""
+    return f"mlflow ui --backend-store-uri {tracking_uri()} --host 127.0.0.1 --port 5000"
+
+
+def experiment_name(params: Params) -> str:
+    data = params.data
+    suffix = f"-{Path(data.root).name}" if data.name == "imagefolder" and data.root else ""
+    return f"gsimclr-{data.name}{suffix}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _connect(params: Params) -> str:
+    """Point MLflow at the store and make sure the experiment exists; fail fast if unreachable."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+        (local_store() / "artifacts").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    name = experiment_name(params)
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
+    try:
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if "MLFLOW_TRACKING_URI" not in os.environ:
+            location = (local_store() / "artifacts" / name).as_uri()
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception as exc:  # any failure here means the store is unusable; say which one
+        raise UserError(f"MLflow tracking store {uri} is not reachable ({type(exc).__name__})") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class StageRun:
+    """A thin handle on the active MLflow run that stages log through."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
+        mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+
+    def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:
+        mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        mlflow.log_figure(figure, f"plots/{name}")
+
+    def log_table(self, table: Any, name: str) -> None:
+        mlflow.log_table(data=table, artifact_file=name)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
+
+
+@contextmanager
+def stage_run(stage: str, params: Params, method: Optional[str] = None, resume_run_id: Optional[str] = None) -> Iterator[StageRun]:
+    """Open (or, when resuming a checkpoint, reopen) the MLflow run of one stage x method."""
+    experiment_id = _connect(params)
+    tags = {"stage": stage, "dataset": params.data.name, "git_commit": git_commit(), "seed": str(params.seed)}
+    if method:
+        tags["method"] = method
+    run_name = f"{stage}-{method}" if method else stage
+    if resume_run_id is not None:
+        try:
+            MlflowClient().get_run(resume_run_id)
+        except Exception:  # the old run was deleted: open a new one rather than fail
+            resume_run_id = None
+    with mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        if resume_run_id is None:
+            mlflow.log_params(params.flat())
+            mlflow.log_dict(params.model_dump(mode="json"), "config.json")
+        yield StageRun(run.info.run_id)
+
+
+def link_runs(parent_run_id: str, child_run_ids: list[str]) -> None:
+    """Nest the runs a comparison used under it, so the UI shows one pipeline as one tree."""
+    client = MlflowClient()
+    for child in child_run_ids:
+        try:
+            client.set_tag(child, "mlflow.parentRunId", parent_run_id)
+            client.set_tag(child, "pipeline_run_id", parent_run_id)
+        except Exception as exc:  # a run deleted from the store should not fail the comparison
+            print(f"warning: could not link MLflow run {child}: {type(exc).__name__}")
