@@ -46,7 +46,7 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], ratio=(3 / 
     x0 = torch.rand(b, device=x.device, dtype=x.dtype) * (w - crop_w)
     y0 = torch.rand(b, device=x.device, dtype=x.dtype) * (h - crop_h)
     boxes = torch.stack([torch.arange(b, device=x.device, dtype=x.dtype), x0, y0, x0 + crop_w, y0 + crop_h], 1)
-    return roi_align(x, boxes, output_size=(h, w), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    return roi_align(x, boxes, output_size=(h, w), spatial_scale=1.0, sampling_ratio=1, aligned=True)
 
 
 def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:

@@ -1,0 +1,76 @@
+"""Shared fixtures: small real-format datasets written on the fly, and tiny parameter files."""
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_IMAGENET = REPO.parent / "shared" / "data" / "imagenet-5-categories"
+
+TINY_PARAMS = {
+    "seed": 0,
+    "data": {"name": "digits", "image_size": 8, "val_fraction": 0.2, "test_fraction": 0.2},
+    "autoencoder": {"filters": [8, 16], "epochs": 2, "patience": 2, "batch_size": 128},
+    "cluster": {"k": 16, "n_init": 1, "tsne_points": 100},
+    "model": {"backbone": "cifar_resnet", "blocks_per_stage": 1, "head_dims": [32, 16, 8]},
+    "pretrain": {"epochs": 2, "batch_size": 16, "lr": 0.01,
+                 "augment": {"crop_scale": [0.5, 1.0], "flip": False, "grayscale_p": 0.0}},
+    "evaluate": {
+        "linear": {"epochs": 2, "patience": 2, "batch_size": 128},
+        "finetune": {"epochs": 1, "patience": 1, "batch_size": 64},
+        "supervised": {"epochs": 1, "patience": 1, "batch_size": 128},
+    },
+}
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def tiny_params(tmp_path) -> Path:
+    return write_params(tmp_path / "params.yaml", TINY_PARAMS)
+
+
+def write_cifar_fixture(root: Path, per_batch: int = 20, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """A small CIFAR-10 in the exact python-batch format: pickled dicts with b'data' (N, 3072) and b'labels'."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    first = None
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, size=per_batch)]
+        with (folder / name).open("wb") as handle:
+            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                         b"filenames": [f"{i}.png".encode() for i in range(per_batch)]}, handle, protocol=2)
+        first = first or (data, labels)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
+    with (folder / "batches.meta").open("wb") as handle:
+        pickle.dump({b"label_names": names, b"num_cases_per_batch": per_batch, b"num_vis": 3072}, handle, protocol=2)
+    return first
+
+
+def write_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 4, size=(20, 14)) -> Path:
+    """A tiny ImageFolder tree of real (PNG/JPEG) files with distinguishable colours per class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 60, size=(size[1], size[0], 3), dtype=np.uint8)
+                pixels[..., c % 3] += 180
+                ext = "png" if i % 2 else "jpg"
+                Image.fromarray(pixels).save(folder / f"{i}.{ext}")
+    return root

@@ -1,0 +1,51 @@
+"""Shapes of the P1/P2/P3 taps, the autoencoder, and per-image randomness of the augmentations."""
+
+import pytest
+import torch
+
+from gsimclr.augment import ViewAugment, color_jitter, random_resized_crop
+from gsimclr.config import AugmentConfig, ModelConfig
+from gsimclr.models.autoencoder import DenoisingAutoencoder
+from gsimclr.models.heads import SimCLRNet
+
+
+@pytest.mark.parametrize("backbone,size,feat", [("cifar_resnet", 16, 256), ("resnet18", 32, 512)])
+def test_representation_taps(backbone, size, feat):
+    net = SimCLRNet(ModelConfig(backbone=backbone, blocks_per_stage=1, head_dims=[256, 128, 50]), in_channels=3)
+    taps = net.representations(torch.rand(4, 3, size, size))
+    assert taps["P3"].shape == (4, feat)
+    assert taps["P2"].shape == (4, 256)
+    assert taps["P1"].shape == (4, 128)
+    assert net(torch.rand(4, 3, size, size)).shape == (4, 50)
+    # P1 is the head without its last layer: applying that layer to P1 gives the projection.
+    torch.testing.assert_close(net.head.layers[-1](taps["P1"]), net.head(taps["P3"]))
+
+
+def test_autoencoder_reconstructs_shape_and_pools_bottleneck():
+    model = DenoisingAutoencoder(1, [8, 16], kernel_size=3, noise_std=0.1)
+    x = torch.rand(5, 1, 16, 16)
+    assert model(x).shape == x.shape
+    assert model.eval().features(x).shape == (5, 16)
+
+
+def test_noise_only_in_training_mode():
+    model = DenoisingAutoencoder(1, [4], noise_std=0.5).eval()
+    x = torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(model(x), model(x))
+
+
+def test_each_image_gets_its_own_random_view():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 16, 16)
+    batch = image.repeat(8, 1, 1, 1)
+    views = ViewAugment(AugmentConfig(crop_scale=(0.3, 1.0), color_strength=0.5, color_p=1.0, grayscale_p=0.0))(batch)
+    assert views.shape == batch.shape
+    assert views.min() >= 0 and views.max() <= 1
+    distinct = {tuple(v.flatten()[:20].tolist()) for v in views}
+    assert len(distinct) == 8
+
+
+def test_full_crop_and_neutral_jitter_are_identity():
+    x = torch.rand(4, 3, 12, 12)
+    torch.testing.assert_close(random_resized_crop(x, (1.0, 1.0), ratio=(1.0, 1.0)), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(color_jitter(x, strength=0.0, p=1.0), x, atol=1e-5, rtol=0)

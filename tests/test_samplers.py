@@ -1,0 +1,86 @@
+"""The guided sampler's guarantees, and that only the batch composition differs from random batches."""
+
+import numpy as np
+import pytest
+
+from gsimclr.samplers import (
+    GuidedBatchSampler,
+    RandomBatchSampler,
+    batch_stats,
+    min_same_label_pairs,
+    same_label_pairs,
+)
+
+
+def epoch_pairs(batches, labels):
+    return sum(same_label_pairs(labels[b]) for b in batches)
+
+
+def uneven_labels(seed=0, n=2000, k=64):
+    rng = np.random.default_rng(seed)
+    weights = rng.uniform(0.2, 1.8, k)  # cluster sizes vary about ninefold, as k-means' do
+    return rng.choice(k, size=n, p=weights / weights.sum())
+
+
+@pytest.mark.parametrize("sampler", [
+    GuidedBatchSampler(uneven_labels(), 64, seed=1),
+    RandomBatchSampler(2000, 64, seed=1),
+])
+def test_every_index_exactly_once_per_epoch_and_equal_batch_sizes(sampler):
+    for epoch in (1, 2, 7):
+        batches = sampler.batches(epoch)
+        assert len(batches) == len(sampler) == 32
+        joined = np.concatenate(batches)
+        assert np.array_equal(np.sort(joined), np.arange(2000))
+        sizes = {len(b) for b in batches}
+        assert max(sizes) - min(sizes) <= 1 and max(sizes) <= 64
+
+
+def test_equal_clusters_give_one_image_per_cluster_per_batch():
+    labels = np.repeat(np.arange(64), 20)
+    np.random.default_rng(0).shuffle(labels)
+    for epoch in (1, 2, 3):
+        for batch in GuidedBatchSampler(labels, 64, seed=0).batches(epoch):
+            assert len(batch) == 64
+            assert len(np.unique(labels[batch])) == 64
+
+
+def test_uneven_clusters_reach_the_minimum_and_beat_random():
+    labels = uneven_labels()
+    guided = GuidedBatchSampler(labels, 64, seed=3)
+    random = RandomBatchSampler(len(labels), 64, seed=3)
+    minimum = min_same_label_pairs(labels, len(guided))
+    for epoch in (1, 2):
+        assert epoch_pairs(guided.batches(epoch), labels) == minimum
+    random_pairs = np.mean([epoch_pairs(random.batches(e), labels) for e in range(1, 6)])
+    assert minimum < 0.5 * random_pairs
+
+
+def test_round_robin_over_clusters_would_not_reach_the_minimum():
+    """The official code's scheme (one image per cluster in turn, largest clusters last) is worse."""
+    labels = uneven_labels()
+    n_batches = -(-len(labels) // 64)
+    queues = [list(np.flatnonzero(labels == c)) for c in range(labels.max() + 1)]
+    order = []
+    while any(queues):
+        order += [q.pop() for q in queues if q]
+    official = [np.array(order[i * 64:(i + 1) * 64]) for i in range(n_batches)]
+    assert epoch_pairs(official, labels) > min_same_label_pairs(labels, n_batches)
+
+
+def test_batches_are_redrawn_each_epoch_and_reproducible_per_seed():
+    labels = uneven_labels()
+    sampler = GuidedBatchSampler(labels, 64, seed=5)
+    first, second = sampler.batches(1), sampler.batches(2)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second))
+    again = GuidedBatchSampler(labels, 64, seed=5).batches(1)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    other_seed = GuidedBatchSampler(labels, 64, seed=6).batches(1)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other_seed))
+
+
+def test_batch_stats_counts_distinct_labels_and_pairs():
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    distinct, pairs = batch_stats([np.array([0, 1, 2, 3]), np.array([4, 5])], labels)
+    assert distinct == pytest.approx((2 + 1) / 2)
+    assert pairs == pytest.approx((3 + 1) / 2)
