@@ -1,0 +1,80 @@
+"""Bad input: one line, a non-zero exit code, no traceback, nothing overwritten."""
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import TINY_PARAMS, write_params
+from gsimclr.cli import app
+from gsimclr.config import Params, load_params
+from gsimclr.errors import UserError
+
+runner = CliRunner()
+
+
+def with_change(section: str, key: str, value) -> dict:
+    params = yaml.safe_load(yaml.safe_dump(TINY_PARAMS))
+    params[section][key] = value
+    return params
+
+
+@pytest.mark.parametrize("section,key,value,expected", [
+    ("pretrain", "batchsize", 64, "pretrain.batchsize: unknown key"),
+    ("pretrain", "epochs", "ten", "pretrain.epochs: Input should be a valid integer"),
+    ("pretrain", "lr", -0.1, "pretrain.lr: Input should be greater than 0"),
+    ("cluster", "k", 0, "cluster.k: Input should be greater than or equal to 2"),
+    ("data", "name", "mnist", "data.name: Input should be 'digits', 'cifar10' or 'imagefolder'"),
+])
+def test_bad_params_name_the_key(tmp_path, section, key, value, expected):
+    path = write_params(tmp_path / "params.yaml", with_change(section, key, value))
+    with pytest.raises(UserError) as error:
+        load_params(path)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_cli_config_error_exits_2_without_traceback(tmp_path):
+    path = write_params(tmp_path / "params.yaml", with_change("autoencoder", "epochs", -1))
+    result = runner.invoke(app, ["--params", str(path), "train"])
+    assert result.exit_code == 2
+    assert "autoencoder.epochs" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_params_file_and_invalid_yaml(tmp_path):
+    assert runner.invoke(app, ["--params", str(tmp_path / "none.yaml"), "cluster"]).exit_code == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [unclosed\n")
+    result = runner.invoke(app, ["--params", str(bad), "cluster"])
+    assert result.exit_code == 2 and "not valid YAML" in result.output
+
+
+def test_gsimclr_without_pseudo_labels_exits_3(tmp_path, tiny_params, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["--params", str(tiny_params), "--device", "cpu", "pretrain", "--method", "gsimclr"])
+    assert result.exit_code == 3
+    assert "gsimclr cluster" in result.output and "Traceback" not in result.output
+
+
+def test_pseudo_labels_of_the_wrong_length_are_refused(tmp_path, tiny_params, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "pseudo_labels.csv").write_text("index,cluster\n0,1\n1,0\n")
+    result = runner.invoke(app, ["--params", str(tiny_params), "pretrain", "--method", "gsimclr"])
+    assert result.exit_code == 2 and "re-run `gsimclr cluster`" in result.output
+
+
+def test_unknown_device_and_unknown_method(tiny_params):
+    assert runner.invoke(app, ["--params", str(tiny_params), "--device", "tpu", "train"]).exit_code == 2
+    assert runner.invoke(app, ["pretrain", "--method", "moco"]).exit_code == 2
+
+
+def test_every_subcommand_has_help_with_an_example():
+    for command in ("train", "cluster", "pretrain", "evaluate", "compare"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "Example: gsimclr" in result.output
+
+
+def test_repository_params_are_valid():
+    from conftest import REPO
+
+    assert isinstance(load_params(REPO / "params.yaml"), Params)

@@ -1,0 +1,69 @@
+"""The shared training loop: resume is bit-identical, divergence stops with the last good checkpoint kept."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gsimclr.engine import LoopConfig, Training, fit
+from gsimclr.errors import TrainingDivergedError
+from gsimclr.samplers import epoch_rng, shuffled_batches
+
+X = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
+Y = X @ torch.randn(5, 1, generator=torch.Generator().manual_seed(1))
+
+
+def make_run(lr: float = 0.05):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.2), nn.Linear(8, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4 * 8)
+
+    def step(idx: np.ndarray):
+        return {"loss": nn.functional.mse_loss(model(X[idx]), Y[idx])}
+
+    run = Training(model=model, optimizer=optimizer, scheduler=scheduler,
+                   batches=lambda epoch: shuffled_batches(np.arange(64), 8, epoch_rng(0, epoch)), step=step)
+    return model, run
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+    model_a, run_a = make_run()
+    fit(run_a, LoopConfig("a", epochs=4, seed=0))
+
+    checkpoint = tmp_path / "resume.pt"
+    _, run_b = make_run()
+    fit(run_b, LoopConfig("b", epochs=2, seed=0, checkpoint=checkpoint, config_hash="h"))
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 2  # as if killed after epoch 2 of 4
+    model_c, run_c = make_run()
+    result = fit(run_c, LoopConfig("c", epochs=4, seed=0, checkpoint=checkpoint, config_hash="h"))
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    for a, c in zip(model_a.state_dict().values(), model_c.state_dict().values()):
+        assert torch.equal(a, c)
+
+
+def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
+    checkpoint = tmp_path / "resume.pt"
+    _, run = make_run()
+    fit(run, LoopConfig("x", epochs=1, seed=0, checkpoint=checkpoint, config_hash="old"))
+    _, run = make_run()
+    result = fit(run, LoopConfig("x", epochs=2, seed=0, checkpoint=checkpoint, config_hash="new"))
+    assert len(result.history) == 2
+
+
+def test_divergence_stops_and_names_the_epoch(tmp_path):
+    _, run = make_run(lr=1e6)
+    with pytest.raises(TrainingDivergedError, match="epoch .*lower learning rate"):
+        fit(run, LoopConfig("boom", epochs=20, seed=0, checkpoint=tmp_path / "c.pt", config_hash="h"))
+
+
+def test_early_stopping_restores_the_best_epoch():
+    model, run = make_run()
+    scores = iter([0.5, 0.9, 0.6, 0.4, 0.3, 0.2])
+    run.validate = lambda: {"val_acc": next(scores)}
+    snapshots = []
+    run.on_epoch = lambda epoch, metrics: snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+    result = fit(run, LoopConfig("es", epochs=6, seed=0, monitor="val_acc", mode="max", patience=2))
+    assert result.best_epoch == 2 and result.stopped_early and len(result.history) == 4
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, snapshots[1][key])
