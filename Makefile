@@ -21,6 +21,8 @@ install: $(BIN)/gsimclr
 study: install
 	dvc repro
 	@cat results/results.md
+	@echo "Results table: $(CURDIR)/results/results.md (and results.csv)"
+	@$(BIN)/python -c "from gsimclr.tracking import ui_command; print('Compare the runs:', '$(BIN)/' + ui_command())"
 
 test: install
 	$(BIN)/python -m pytest -q

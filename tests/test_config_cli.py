@@ -74,7 +74,8 @@ def test_every_subcommand_has_help_with_an_example():
         assert result.exit_code == 0 and "Example: gsimclr" in result.output
 
 
-def test_repository_params_are_valid():
+@pytest.mark.parametrize("name", ["params.yaml", "pipelines/cifar10.yaml", "pipelines/imagenet5.yaml"])
+def test_shipped_parameter_sets_are_valid(name):
     from conftest import REPO
 
-    assert isinstance(load_params(REPO / "params.yaml"), Params)
+    assert isinstance(load_params(REPO / name), Params)
