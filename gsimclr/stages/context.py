@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch
 
 from gsimclr.config import Params
@@ -22,6 +23,12 @@ class StageContext:
     restart: bool = False
     """Ignore (and replace) a resume checkpoint instead of continuing from it."""
     started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        # Every stage starts from the same RNG state, so model initialisation is reproducible too
+        # (the engine re-seeds each epoch from (seed, epoch) on top of this).
+        torch.manual_seed(self.params.seed)
+        np.random.seed(self.params.seed)
 
     def resume_path(self, name: str):
         path = self.layout.resume(name)
