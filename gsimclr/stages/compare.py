@@ -83,7 +83,7 @@ def render(ctx: StageContext, rows: list[dict], records: dict[str, dict]) -> str
         "",
         f"- Pseudo labels: k={params.cluster.k}, cluster sizes {cluster['size_min']:.0f}–{cluster['size_max']:.0f}, "
         f"NMI {cluster['nmi']:.3f}, ARI {cluster['ari']:.3f}, purity {cluster['purity']:.3f}.",
-        f"- Same-class pairs per batch of {params.pretrain.batch_size} during pretraining (last epoch): "
+        f"- Same-class pairs per batch (pretrain.batch_size={params.pretrain.batch_size}) in the last pretraining epoch: "
         f"SimCLR {pretrain['simclr']['same_class_pairs_per_batch']:.1f}, "
         f"G-SimCLR {pretrain['gsimclr']['same_class_pairs_per_batch']:.1f}.",
         f"- Distinct pseudo labels per G-SimCLR batch: {pretrain['gsimclr']['distinct_pseudo_labels_per_batch']:.1f} "
