@@ -104,9 +104,6 @@ class StageRun:
     def log_table(self, table: Any, name: str) -> None:
         mlflow.log_table(data=table, artifact_file=name)
 
-    def set_tags(self, tags: dict[str, str]) -> None:
-        mlflow.set_tags(tags)
-
 
 @contextmanager
 def stage_run(stage: str, params: Params, method: Optional[str] = None, resume_run_id: Optional[str] = None) -> Iterator[StageRun]:

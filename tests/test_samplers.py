@@ -84,3 +84,11 @@ def test_batch_stats_counts_distinct_labels_and_pairs():
     distinct, pairs = batch_stats([np.array([0, 1, 2, 3]), np.array([4, 5])], labels)
     assert distinct == pytest.approx((2 + 1) / 2)
     assert pairs == pytest.approx((3 + 1) / 2)
+
+
+def test_pigeonhole_bound_matches_the_closed_form():
+    """10 balanced classes, batches of 64: at least 10*C(6,2) + 4*6 = 174 same-class pairs per batch."""
+    labels = np.repeat(np.arange(10), 64 * 5)  # 50 batches of 64
+    assert min_same_label_pairs(labels, 50) / 50 == 174
+    random_pairs = np.mean([same_label_pairs(b) for b in np.split(np.random.default_rng(0).permutation(labels), 50)])
+    assert 190 < random_pairs < 214  # expectation 64*63/2 * (319/3199) ~ 201

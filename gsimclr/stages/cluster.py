@@ -12,7 +12,7 @@ from gsimclr.data import load_dataset, to_float
 from gsimclr.engine import map_batches
 from gsimclr.errors import MissingUpstreamError, UserError
 from gsimclr.models.autoencoder import DenoisingAutoencoder
-from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
+from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats, min_same_label_pairs
 from gsimclr.stages.context import StageContext, finish
 from gsimclr.storage import atomic_open, load_torch, write_json
 from gsimclr.tracking import stage_run
@@ -35,8 +35,13 @@ def load_autoencoder(ctx: StageContext) -> DenoisingAutoencoder:
 
 
 def sampler_preview(pseudo: np.ndarray, true: np.ndarray, batch_size: int, seed: int) -> dict[str, float]:
-    """One epoch of random vs guided batches, measured against pseudo and true labels (diagnostic)."""
-    out = {}
+    """One epoch of random vs guided batches, measured against pseudo and true labels (diagnostic).
+
+    `min_same_class_pairs` is the fewest same-class pairs per batch any partition of the epoch allows:
+    what guidance with perfect labels would reach.
+    """
+    n_batches = len(RandomBatchSampler(len(pseudo), batch_size, seed))
+    out = {"min_same_class_pairs": min_same_label_pairs(true, n_batches) / n_batches}
     for name, sampler in (("random", RandomBatchSampler(len(pseudo), batch_size, seed)),
                           ("guided", GuidedBatchSampler(pseudo, batch_size, seed))):
         batches = sampler.batches(1)
