@@ -123,22 +123,36 @@ def _load_cifar10(cfg: DataConfig) -> ImageSplits:
 
 
 def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Decode an ImageFolder tree once; unreadable images are skipped with a counted warning.
+
+    One truncated JPEG among thousands should not end a study, but silently dropping data would hide
+    a broken copy, so the count and the first offending path are printed.
+    """
+    from PIL import UnidentifiedImageError
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
+    from tqdm.auto import tqdm
 
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder} (expected <root>/train/<class>/*.jpg and <root>/test/...)")
-    transform = v2.Compose(
-        [v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)]
-    )
     try:
-        dataset = ImageFolder(str(folder), transform=transform, loader=_rgb_loader)
+        dataset = ImageFolder(str(folder))
     except (FileNotFoundError, RuntimeError) as exc:
         raise UserError(f"{folder}: {exc}") from None
-    from tqdm.auto import tqdm
-
-    images = [image for image, _ in tqdm(dataset, desc=f"decoding {folder.name}", leave=False)]
-    return torch.stack(images), torch.tensor(dataset.targets, dtype=torch.int64), list(dataset.classes)
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+    images, labels, skipped = [], [], []
+    for path, target in tqdm(dataset.samples, desc=f"decoding {folder.name}", leave=False, disable=None):
+        try:
+            images.append(transform(_rgb_loader(path)))
+            labels.append(target)
+        except (UnidentifiedImageError, OSError, SyntaxError):
+            skipped.append(path)
+    if skipped:
+        print(f"warning: skipped {len(skipped)} unreadable image(s) in {folder} (first: {skipped[0]})")
+    missing = sorted(set(range(len(dataset.classes))) - set(labels))
+    if missing:
+        raise UserError(f"{folder}: no readable image in class folder(s) {[dataset.classes[c] for c in missing]}")
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), list(dataset.classes)
 
 
 def _rgb_loader(path: str):

@@ -77,3 +77,27 @@ def test_ten_percent_subset_is_class_stratified():
     labels = torch.tensor(np.repeat(np.arange(4), 50))
     subset = stratified_subset(np.arange(200), labels, 0.1, seed=0)
     assert np.bincount(labels[subset].numpy()).tolist() == [5, 5, 5, 5]
+
+
+def test_unreadable_images_are_skipped_with_a_count_and_other_files_ignored(tmp_path, capsys):
+    write_image_folder(tmp_path, classes=("cat", "dog"), per_class=3)
+    (tmp_path / "train" / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (tmp_path / "train" / "dog" / "notes.txt").write_text("not an image")
+    data = load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), image_size=8), seed=0)
+    assert data.train_y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert "skipped 1 unreadable image(s)" in capsys.readouterr().out
+
+
+def test_class_without_readable_images_is_a_user_error(tmp_path):
+    write_image_folder(tmp_path, classes=("cat", "dog"), per_class=2)
+    for image in (tmp_path / "train" / "dog").iterdir():
+        image.write_bytes(b"garbage")
+    with pytest.raises(UserError, match=r"no readable image in class folder\(s\) \['dog'\]"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), image_size=8), seed=0)
+
+
+def test_empty_class_folder_is_a_user_error(tmp_path):
+    write_image_folder(tmp_path, classes=("cat",), per_class=2)
+    (tmp_path / "train" / "dog").mkdir()
+    with pytest.raises(UserError, match="dog"):
+        load_dataset(DataConfig(name="imagefolder", root=str(tmp_path), image_size=8), seed=0)
