@@ -7,9 +7,11 @@ upstream artifact, 130 interrupted. User mistakes print one line; internal error
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Optional
 
 import typer
 
@@ -47,8 +49,11 @@ def _run(ctx: typer.Context, stage: Callable, *args, restart: bool = False) -> o
         from gsimclr.stages.context import StageContext
 
         params = load_params(ctx.obj["params"])
+        seed = params.seeds[0] if ctx.obj["seed"] is None else ctx.obj["seed"]
+        if seed not in params.seeds:
+            raise UserError(f"--seed {seed} is not one of params `seeds` {params.seeds}: add it there so `compare` sees it")
         device = select_device(ctx.obj["device"])
-        return stage(StageContext(params, Layout(), device, restart), *args)
+        return stage(StageContext(params, seed, Layout().for_seed(seed), device, restart), *args)
     except (UserError, TrainingDivergedError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
@@ -62,10 +67,12 @@ def main(
     ctx: typer.Context,
     params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file to read.")] = Path("params.yaml"),
     device: Annotated[str, typer.Option(help="auto (cuda -> mps -> cpu), cpu, cuda, cuda:N or mps.")] = "auto",
+    seed: Annotated[Optional[int], typer.Option(
+        min=0, help="Which run of the study: its artifacts go under artifacts/seed<N>/ (default: the first of params `seeds`).")] = None,
 ) -> None:
     """Global options shared by every stage."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    ctx.obj = {"params": params, "device": device}
+    ctx.obj = {"params": params, "device": device, "seed": seed}
 
 
 @app.command()
@@ -137,3 +144,28 @@ def compare(ctx: typer.Context) -> None:
     _run(ctx, run_compare)
     typer.echo(f"results: {Path('results/results.md').resolve()}")
     typer.echo(f"compare the runs: {ui_command()}")
+
+
+@app.command()
+def study(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A complete parameter set, e.g. pipelines/imagenet5-cpu.yaml.")],
+    set_param: Annotated[list[str], typer.Option(
+        "--set-param", "-S", help="Extra Hydra override applied after the study, e.g. data.root=/data/imagenet-5-categories.")] = [],
+    queue: Annotated[bool, typer.Option(help="Queue the experiment (start it with `dvc queue start`) instead of running it now.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the dvc command and exit.")] = False,
+) -> None:
+    """Run a study file through DVC as a named experiment (`dvc exp run -S ...`); params.yaml is not edited by hand.
+
+    Example: gsimclr study pipelines/imagenet5-cpu.yaml -S data.root=/data/imagenet-5-categories
+    """
+    from gsimclr.study import exp_run_command
+
+    try:
+        command = exp_run_command(file, ctx.obj["params"], set_param, queue)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    typer.echo(shlex.join(command))
+    if not dry_run:
+        raise typer.Exit(subprocess.run(command).returncode)

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, field_validator,
+    model_validator,
+)
 
 from gsimclr.errors import UserError
 
@@ -114,13 +117,21 @@ class EvaluateConfig(Section):
 
 
 class Params(Section):
-    seed: int = Field(default=0, ge=0)
+    seeds: list[NonNegativeInt] = Field(default=[0], min_length=1)
+    """Every stage runs once per seed (`gsimclr --seed N <stage>`); `compare` reports mean ± 95% CI over them."""
     data: DataConfig = DataConfig()
     autoencoder: AutoencoderConfig = AutoencoderConfig()
     cluster: ClusterConfig = ClusterConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must be distinct")
+        return seeds
 
     def section_hash(self, *sections: str) -> str:
         """Short digest of the named sections: a resume checkpoint is only valid for the same config."""

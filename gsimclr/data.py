@@ -65,14 +65,18 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _load_digits(cfg: DataConfig, seed: int) -> ImageSplits:
+DIGITS_TEST_SPLIT_SEED = 0
+"""digits ships no test split; ours is carved once, the same for every run seed, so seeds share a test set."""
+
+
+def _load_digits(cfg: DataConfig) -> ImageSplits:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = torch.from_numpy(np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
     labels = torch.from_numpy(digits.target.astype(np.int64))
     train_idx, test_idx = train_test_split(
-        np.arange(len(labels)), test_size=cfg.test_fraction, stratify=digits.target, random_state=seed
+        np.arange(len(labels)), test_size=cfg.test_fraction, stratify=digits.target, random_state=DIGITS_TEST_SPLIT_SEED
     )
     images = _resize(images, cfg.image_size)
     return ImageSplits(
@@ -171,10 +175,10 @@ def _load_imagefolder(cfg: DataConfig) -> ImageSplits:
     return ImageSplits(train_x, train_y, test_x, test_y, classes)
 
 
-def load_dataset(cfg: DataConfig, seed: int) -> ImageSplits:
+def load_dataset(cfg: DataConfig) -> ImageSplits:
     """Load the configured dataset; a missing or malformed one is a one-line `UserError`."""
     if cfg.name == "digits":
-        return _load_digits(cfg, seed)
+        return _load_digits(cfg)
     if cfg.name == "cifar10":
         return _load_cifar10(cfg)
     return _load_imagefolder(cfg)
@@ -186,9 +190,12 @@ def split_indices(n: int, val_fraction: float, seed: int, labels: Optional[torch
     Stratified by class when `labels` are given (evaluation); random otherwise (unsupervised stages,
     which must not see labels).
     """
-    fit, val = train_test_split(
-        np.arange(n), test_size=val_fraction, stratify=None if labels is None else labels.numpy(), random_state=seed
-    )
+    try:
+        fit, val = train_test_split(
+            np.arange(n), test_size=val_fraction, stratify=None if labels is None else labels.numpy(), random_state=seed
+        )
+    except ValueError as exc:
+        raise UserError(f"cannot carve a validation split (data.val_fraction={val_fraction}) from {n} images: {exc}") from None
     return LabelSplit(np.sort(fit), np.sort(val))
 
 
@@ -196,7 +203,8 @@ def stratified_subset(indices: np.ndarray, labels: torch.Tensor, fraction: float
     """A class-stratified `fraction` of `indices` (the 10% labels of the fine-tuning protocol)."""
     if fraction >= 1.0:
         return indices
-    subset, _ = train_test_split(
-        indices, train_size=fraction, stratify=labels[indices].numpy(), random_state=seed
-    )
+    try:
+        subset, _ = train_test_split(indices, train_size=fraction, stratify=labels[indices].numpy(), random_state=seed)
+    except ValueError as exc:
+        raise UserError(f"cannot draw a class-stratified {fraction:.0%} of {len(indices)} images: {exc}") from None
     return np.sort(subset)

@@ -60,5 +60,41 @@ def cluster_sizes(clusters: np.ndarray) -> Figure:
     return figure
 
 
+def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baseline: tuple[str, list[float]]) -> Figure:
+    """Every seed as a dot, the mean as a bar end, per method and representation: spread is visible at a glance."""
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    representations = list(next(iter(methods.values())))
+    width = 0.8 / len(methods)
+    for index, (method, cells) in enumerate(methods.items()):
+        offset = (index - (len(methods) - 1) / 2) * width
+        for position, representation in enumerate(representations):
+            values = np.asarray(cells[representation])
+            x = position + offset
+            axis.bar(x, values.mean(), width * 0.9, color=f"C{index}", alpha=0.35, label=method if position == 0 else None)
+            axis.scatter(np.full(len(values), x), values, color=f"C{index}", s=14, zorder=3)
+    name, values = baseline
+    axis.axhline(float(np.mean(values)), color="k", linestyle="--", linewidth=1, label=f"{name} (mean)")
+    axis.set_xticks(range(len(representations)), representations)
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title("test accuracy: bars are means over seeds, dots single seeds")
+    axis.legend(fontsize="small", loc="lower right")
+    axis.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def curves_by_seed(curves: dict[str, list[list[float]]], ylabel: str, title: str) -> Figure:
+    """One line per (method, seed), coloured by method."""
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    for index, (method, runs) in enumerate(curves.items()):
+        for number, values in enumerate(runs):
+            axis.plot(range(1, len(values) + 1), values, color=f"C{index}", alpha=0.8, label=method if number == 0 else None)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return figure
+
+
 def close(figure: Figure) -> None:
     plt.close(figure)

@@ -106,13 +106,15 @@ class StageRun:
 
 
 @contextmanager
-def stage_run(stage: str, params: Params, method: Optional[str] = None, resume_run_id: Optional[str] = None) -> Iterator[StageRun]:
-    """Open (or, when resuming a checkpoint, reopen) the MLflow run of one stage x method."""
+def stage_run(stage: str, params: Params, method: Optional[str] = None, seed: Optional[int] = None,
+              resume_run_id: Optional[str] = None) -> Iterator[StageRun]:
+    """Open (or, when resuming a checkpoint, reopen) the MLflow run of one stage x method x seed."""
     experiment_id = _connect(params)
-    tags = {"stage": stage, "dataset": params.data.name, "git_commit": git_commit(), "seed": str(params.seed)}
+    tags = {"stage": stage, "dataset": params.data.name, "git_commit": git_commit(),
+            "seed": str(seed) if seed is not None else ",".join(map(str, params.seeds))}
     if method:
         tags["method"] = method
-    run_name = f"{stage}-{method}" if method else stage
+    run_name = "-".join([stage, *([method] if method else []), *([f"seed{seed}"] if seed is not None else [])])
     if resume_run_id is not None:
         try:
             MlflowClient().get_run(resume_run_id)
@@ -120,7 +122,7 @@ def stage_run(stage: str, params: Params, method: Optional[str] = None, resume_r
             resume_run_id = None
     with mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         if resume_run_id is None:
-            mlflow.log_params(params.flat())
+            mlflow.log_params({**params.flat(), **({"seed": seed} if seed is not None else {})})
             mlflow.log_dict(params.model_dump(mode="json"), "config.json")
         yield StageRun(run.info.run_id)
 

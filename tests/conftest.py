@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_IMAGENET = REPO.parent / "shared" / "data" / "imagenet-5-categories"
 
 TINY_PARAMS = {
-    "seed": 0,
+    "seeds": [0],
     "data": {"name": "digits", "image_size": 8, "val_fraction": 0.2, "test_fraction": 0.2, "paper_reference": None},
     "autoencoder": {"filters": [8, 16], "epochs": 2, "patience": 2, "batch_size": 128},
     "cluster": {"k": 16, "n_init": 1, "tsne_points": 100},

@@ -8,6 +8,7 @@ from conftest import TINY_PARAMS, write_params
 from gsimclr.cli import app
 from gsimclr.config import Params, load_params
 from gsimclr.errors import UserError
+from gsimclr.layout import Layout
 
 runner = CliRunner()
 
@@ -57,8 +58,9 @@ def test_gsimclr_without_pseudo_labels_exits_3(tmp_path, tiny_params, monkeypatc
 
 def test_pseudo_labels_of_the_wrong_length_are_refused(tmp_path, tiny_params, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "artifacts").mkdir()
-    (tmp_path / "artifacts" / "pseudo_labels.csv").write_text("index,cluster\n0,1\n1,0\n")
+    labels = Layout().for_seed(0).pseudo_labels
+    labels.parent.mkdir(parents=True)
+    labels.write_text("index,cluster\n0,1\n1,0\n")
     result = runner.invoke(app, ["--params", str(tiny_params), "pretrain", "--method", "gsimclr"])
     assert result.exit_code == 2 and "re-run `gsimclr cluster`" in result.output
 
@@ -79,3 +81,17 @@ def test_shipped_parameter_sets_are_valid(name):
     from conftest import REPO
 
     assert isinstance(load_params(REPO / name), Params)
+
+
+def test_a_seed_outside_params_seeds_is_refused(tiny_params):
+    result = runner.invoke(app, ["--params", str(tiny_params), "--seed", "7", "train"])
+    assert result.exit_code == 2 and "not one of params `seeds` [0]" in result.output
+
+
+def test_a_validation_split_smaller_than_the_class_count_is_a_user_error(tmp_path, monkeypatch):
+    from conftest import TINY_PARAMS, write_params
+
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", dict(TINY_PARAMS, data={**TINY_PARAMS["data"], "val_fraction": 0.001}))
+    result = runner.invoke(app, ["--params", str(params), "evaluate", "--method", "supervised"])
+    assert result.exit_code == 2 and "cannot carve a validation split" in result.output

@@ -13,11 +13,12 @@ from gsimclr.stages.train_autoencoder import train_autoencoder
 def run_once(root, monkeypatch, seed=0):
     root.mkdir()
     monkeypatch.chdir(root)
-    params = load_params(write_params(root / "params.yaml", dict(TINY_PARAMS, seed=seed)))
-    train_autoencoder(StageContext(params, Layout(), torch.device("cpu")))
+    params = load_params(write_params(root / "params.yaml", TINY_PARAMS))
+    layout = Layout().for_seed(seed)
+    train_autoencoder(StageContext(params, seed, layout, torch.device("cpu")))
     torch.manual_seed(12345)  # whatever ran before must not matter
-    cluster(StageContext(params, Layout(), torch.device("cpu")))
-    return (root / "artifacts" / "pseudo_labels.csv").read_text()
+    cluster(StageContext(params, seed, layout, torch.device("cpu")))
+    return layout.pseudo_labels.read_text()
 
 
 def test_same_seed_gives_identical_pseudo_labels(tmp_path, monkeypatch):

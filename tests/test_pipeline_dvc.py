@@ -11,6 +11,11 @@ import pytest
 from conftest import REPO, TINY_PARAMS, write_params
 
 pytestmark = pytest.mark.slow
+SEEDS = [0, 1]
+
+
+def per_seed(*stages: str) -> set[str]:
+    return {f"{stage}{'-' if '@' in stage else '@'}{seed}" for stage in stages for seed in SEEDS}
 
 
 def sh(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -30,7 +35,7 @@ def project(tmp_path_factory):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("tmp", "cache", "__pycache__"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
-    write_params(root / "params.yaml", TINY_PARAMS)
+    write_params(root / "params.yaml", dict(TINY_PARAMS, seeds=SEEDS))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -43,15 +48,19 @@ def project(tmp_path_factory):
 def test_repro_runs_every_stage_and_writes_the_tables(project):
     root, env = project
     output = sh(["dvc", "repro"], root, env)
-    assert ran(output) == {"train", "cluster", "pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr",
-                           "evaluate@gsimclr", "supervised", "compare"}
+    assert ran(output) == per_seed("train", "cluster", "pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr",
+                                   "evaluate@gsimclr", "supervised") | {"compare"}
     results = (root / "results" / "results.md").read_text()
-    for needle in ("Table II", "Table III", "| SimCLR | P1 |", "| G-SimCLR | P3 |", "Fully supervised", "mlflow ui"):
+    for needle in ("2 seeds: 0, 1", "Table II", "Table III", "| P1 |", "| fine-tune |", "| seed 0 | seed 1 |",
+                   "Fully supervised baseline", "mlflow ui"):
         assert needle in results
     rows = (root / "results" / "results.csv").read_text().splitlines()
-    assert rows[0] == "table,method,representation,ours,paper" and len(rows) == 1 + 1 + 6 + 2
-    labels = (root / "artifacts" / "pseudo_labels.csv").read_text().splitlines()
-    assert labels[0] == "index,cluster" and len(labels) > 1000
+    assert rows[0] == "table,method,representation,seed,test_acc,paper" and len(rows) == 1 + len(SEEDS) * (1 + 6 + 2)
+    for figure in ("accuracy_by_seed.png", "pretrain_loss.png"):
+        assert (root / "results" / figure).stat().st_size > 1000
+    for seed in SEEDS:
+        labels = (root / "artifacts" / f"seed{seed}" / "pseudo_labels.csv").read_text().splitlines()
+        assert labels[0] == "index,cluster" and len(labels) > 1000
 
 
 def test_second_repro_does_nothing(project):
@@ -71,17 +80,17 @@ def test_mlflow_holds_tagged_linked_runs(project):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True).stdout
     count, stages, children = out.strip().splitlines()
-    assert int(count) == 8
+    assert int(count) == 7 * len(SEEDS) + 1
     assert stages == "['cluster', 'compare', 'evaluate', 'pretrain', 'train']"
-    assert int(children) == 7
+    assert int(children) == 7 * len(SEEDS)
 
 
 def test_changing_a_pretrain_param_reruns_only_downstream(project):
     root, env = project
-    params = dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "temperature": 0.2})
+    params = dict(TINY_PARAMS, seeds=SEEDS, pretrain={**TINY_PARAMS["pretrain"], "temperature": 0.2})
     write_params(root / "params.yaml", params)
     output = sh(["dvc", "repro"], root, env)
-    assert ran(output) == {"pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr", "evaluate@gsimclr", "compare"}
+    assert ran(output) == per_seed("pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr", "evaluate@gsimclr") | {"compare"}
 
 
 def test_exp_run_with_set_param_and_metrics_show(project):
@@ -89,6 +98,6 @@ def test_exp_run_with_set_param_and_metrics_show(project):
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "baseline"], root, env)
     output = sh(["dvc", "exp", "run", "-S", "evaluate.linear.epochs=1"], root, env)
-    assert ran(output) == {"evaluate@simclr", "evaluate@gsimclr", "compare"}
+    assert ran(output) == per_seed("evaluate@simclr", "evaluate@gsimclr") | {"compare"}
     shown = sh(["dvc", "metrics", "show"], root, env)
     assert "linear_P1_test_acc" in shown and "nmi" in shown

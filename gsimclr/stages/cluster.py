@@ -52,30 +52,30 @@ def sampler_preview(pseudo: np.ndarray, true: np.ndarray, batch_size: int, seed:
 
 def cluster(ctx: StageContext) -> dict[str, float]:
     params, cfg, layout = ctx.params, ctx.params.cluster, ctx.layout
-    data = load_dataset(params.data, params.seed)
+    data = load_dataset(params.data)
     if cfg.k > len(data.train_x):
         raise UserError(f"cluster.k={cfg.k} is larger than the {len(data.train_x)} training images")
     model = load_autoencoder(ctx)
     images = data.train_x.to(ctx.device)
     features = map_batches(lambda idx: model.features(to_float(images[idx])).cpu(), len(images), 256, "features")
     features = features.numpy().astype(np.float64)
-    pseudo, inertia = kmeans_pseudo_labels(features, cfg.k, cfg.n_init, params.seed)
+    pseudo, inertia = kmeans_pseudo_labels(features, cfg.k, cfg.n_init, ctx.seed)
     true = data.train_y.numpy()
 
     metrics = {"inertia": inertia, **size_stats(pseudo), **cluster_quality(pseudo, true),
-               **sampler_preview(pseudo, true, params.pretrain.batch_size, params.seed)}
+               **sampler_preview(pseudo, true, params.pretrain.batch_size, ctx.seed)}
     table = pd.DataFrame({"index": np.arange(len(pseudo)), "cluster": pseudo})
     with atomic_open(layout.pseudo_labels) as handle:
         table.to_csv(handle, index=False)
     write_json(layout.metrics("cluster"), metrics)
 
-    with stage_run(STAGE, params) as tracker:
+    with stage_run(STAGE, params, seed=ctx.seed) as tracker:
         tracker.log_metrics(metrics)
         tracker.log_table(table, "pseudo_labels.json")
         tracker.log_artifact(layout.pseudo_labels)
-        rng = np.random.default_rng(params.seed)
+        rng = np.random.default_rng(ctx.seed)
         shown = np.sort(rng.choice(len(features), min(cfg.tsne_points, len(features)), replace=False))
-        embedding = TSNE(n_components=2, init="pca", random_state=params.seed).fit_transform(features[shown])
+        embedding = TSNE(n_components=2, init="pca", random_state=ctx.seed).fit_transform(features[shown])
         figures = {
             "cluster_sizes.png": plots.cluster_sizes(pseudo),
             "cluster_tsne.png": plots.tsne_panels(embedding, pseudo[shown], true[shown], data.classes),

@@ -1,104 +1,176 @@
-"""Stage 5: SimCLR vs G-SimCLR (and supervised) side by side, in the layout of the paper's Tables II/III."""
+"""Stage 5: SimCLR vs G-SimCLR (and supervised) over all seeds, in the layout of the paper's Tables II/III.
+
+Every figure is a mean over the study's seeds with a 95% Student-t interval; the G-SimCLR − SimCLR
+difference is paired by seed (same data split and initialisation seed for both methods).
+"""
 
 from __future__ import annotations
 
+import csv
+import math
+from dataclasses import dataclass
 from typing import Optional
 
-from gsimclr.layout import EVAL_METHODS, METHODS
+from gsimclr import plots
+from gsimclr.layout import EVAL_METHODS, METHODS, Layout
 from gsimclr.models.heads import TAPS
 from gsimclr.paper import PAPER_RESULTS
-from gsimclr.stages.context import StageContext, finish, hardware
+from gsimclr.stages.context import StageContext, hardware
+from gsimclr.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.storage import read_json, write_csv, write_text
 from gsimclr.tracking import link_runs, stage_run, ui_command
 
 STAGE = "compare"
 LABELS = {"simclr": "SimCLR", "gsimclr": "G-SimCLR", "supervised": "Fully supervised"}
+FINETUNE = "fine-tune"
+"""Representation name of the Table III rows (the whole backbone, trained on the labelled fraction)."""
 
 
-def _pct(value: Optional[float]) -> str:
-    return "–" if value is None else f"{value:.2f}"
+@dataclass(frozen=True)
+class SeedOutputs:
+    """Everything one seed's stages wrote that the comparison reads."""
+
+    seed: int
+    evaluation: dict[str, dict]
+    cluster: dict
+    pretrain: dict[str, dict]
+    records: dict[str, dict]
 
 
-def result_rows(ctx: StageContext) -> list[dict]:
-    """One row per (table, method, representation): our test accuracy in % and the paper's figure."""
-    layout, reference = ctx.layout, ctx.params.data.paper_reference
+def read_seed(layout: Layout) -> SeedOutputs:
+    seed = layout.seed
+    evaluation = {m: read_json(layout.metrics("evaluate", m), f"evaluation of {m} (seed {seed})") for m in EVAL_METHODS}
+    pretrain = {m: read_json(layout.metrics("pretrain", m), f"pretrain metrics of {m} (seed {seed})") for m in METHODS}
+    record_names = [("train", None), ("cluster", None), *[("pretrain", m) for m in METHODS],
+                    *[("evaluate", m) for m in EVAL_METHODS]]
+    records = {" ".join(filter(None, (stage, method))): read_json(layout.run_record(stage, method), f"{stage} run record (seed {seed})")
+               for stage, method in record_names}
+    return SeedOutputs(seed, evaluation, read_json(layout.metrics("cluster"), f"cluster metrics (seed {seed})"), pretrain, records)
+
+
+def result_rows(outputs: list[SeedOutputs], reference: Optional[str]) -> list[dict]:
+    """Long format: one row per (table, method, representation, seed) with our test accuracy in % and the paper's."""
     paper = PAPER_RESULTS.get(reference or "", {})
-    scores = {method: read_json(layout.metrics("evaluate", method), f"evaluation of {method}") for method in EVAL_METHODS}
-    rows = [{"table": "II", "method": "supervised", "representation": "–",
-             "ours": 100 * scores["supervised"]["supervised_test_acc"], "paper": paper.get("supervised")}]
-    for method in METHODS:
-        for tap in TAPS:
-            rows.append({"table": "II", "method": method, "representation": tap,
-                         "ours": 100 * scores[method][f"linear_{tap}_test_acc"], "paper": paper.get(f"{method}/linear_{tap}")})
-    for method in METHODS:
-        rows.append({"table": "III", "method": method, "representation": "backbone",
-                     "ours": 100 * scores[method]["finetune_test_acc"], "paper": paper.get(f"{method}/finetune")})
+    rows = []
+    for out in outputs:
+        def row(table: str, method: str, representation: str, key: str, paper_key: str) -> dict:
+            return {"table": table, "method": method, "representation": representation, "seed": out.seed,
+                    "test_acc": 100 * out.evaluation[method][key], "paper": paper.get(paper_key)}
+
+        rows.append(row("II", "supervised", "–", "supervised_test_acc", "supervised"))
+        rows += [row("II", m, tap, f"linear_{tap}_test_acc", f"{m}/linear_{tap}") for m in METHODS for tap in TAPS]
+        rows += [row("III", m, FINETUNE, "finetune_test_acc", f"{m}/finetune") for m in METHODS]
     return rows
 
 
-def _metric_name(row: dict) -> str:
-    if row["method"] == "supervised":
-        return "supervised/test_acc"
-    kind = "finetune" if row["table"] == "III" else f"linear_{row['representation']}"
-    return f"{row['method']}/{kind}/test_acc"
+def cell_values(rows: list[dict]) -> dict[tuple[str, str], list[float]]:
+    """(method, representation) -> test accuracies in seed order."""
+    cells: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        cells.setdefault((row["method"], row["representation"]), []).append(row["test_acc"])
+    return cells
 
 
-def render(ctx: StageContext, rows: list[dict], records: dict[str, dict]) -> str:
-    params, layout = ctx.params, ctx.layout
-    reference = params.data.paper_reference
-    paper_head = f" | paper ({reference})" if reference else ""
-    paper_rule = " | ---:" if reference else ""
+def _fmt(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
-    def line(row: dict) -> str:
-        paper = f" | {_pct(row['paper'])}" if reference else ""
-        return f"| {LABELS[row['method']]} | {row['representation']} | {_pct(row['ours'])}{paper} |"
 
-    ours = {(r["table"], r["method"], r["representation"]): r["ours"] for r in rows}
-    delta = " · ".join(
-        f"{tap} {ours[('II', 'gsimclr', tap)] - ours[('II', 'simclr', tap)]:+.2f}" for tap in TAPS
-    ) + f" · fine-tune {ours[('III', 'gsimclr', 'backbone')] - ours[('III', 'simclr', 'backbone')]:+.2f}"
-    cluster = read_json(layout.metrics("cluster"), "cluster metrics")
-    pretrain = {m: read_json(layout.metrics("pretrain", m), f"pretrain metrics of {m}") for m in METHODS}
-    fraction = params.evaluate.finetune_fraction
-    random_pairs = pretrain["simclr"]["same_class_pairs_per_batch"]
-    guided_pairs = pretrain["gsimclr"]["same_class_pairs_per_batch"]
-    floor = cluster["min_same_class_pairs"]
-    removed = f"{(random_pairs - guided_pairs) / (random_pairs - floor):.0%}" if random_pairs > floor else "n/a"
+def method_table(rows: list[dict], representations: list[str], reference: Optional[str]) -> list[str]:
+    """SimCLR and G-SimCLR per representation, their paired difference with a verdict, and the paper's pair."""
+    cells = cell_values(rows)
+    paper = {(r["method"], r["representation"]): r["paper"] for r in rows}
+    head = "| representation | SimCLR | G-SimCLR | G-SimCLR − SimCLR (paired) | verdict |"
+    rule = "| --- | ---: | ---: | ---: | --- |"
+    if reference:
+        head += " paper SimCLR | paper G-SimCLR |"
+        rule += " ---: | ---: |"
+    lines = [head, rule]
+    for rep in representations:
+        simclr, gsimclr = cells[("simclr", rep)], cells[("gsimclr", rep)]
+        diff = paired_difference(gsimclr, simclr)
+        line = f"| {rep} | {summarize(simclr)} | {summarize(gsimclr)} | {diff.mean:+.2f}{_ci(diff)} | {verdict(diff, 'G-SimCLR', 'SimCLR')} |"
+        if reference:
+            line += f" {_fmt(paper[('simclr', rep)])} | {_fmt(paper[('gsimclr', rep)])} |"
+        lines.append(line)
+    return lines
+
+
+def _ci(summary: Summary) -> str:
+    return "" if math.isnan(summary.half_width) else f" ± {summary.half_width:.2f}"
+
+
+def per_seed_table(rows: list[dict], seeds: list[int]) -> list[str]:
+    cells = cell_values(rows)
+    lines = ["| method | representation | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "| --- | --- |" + " ---: |" * len(seeds)]
+    lines += [f"| {LABELS[m]} | {rep} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for (m, rep), values in cells.items()]
+    return lines
+
+
+def diagnostics(outputs: list[SeedOutputs], params) -> list[str]:
+    """Pseudo-label quality and false negatives per batch, averaged over seeds (true labels only measure)."""
+    def mean(values) -> Summary:
+        return summarize(list(values))
+
+    cluster = {key: mean(o.cluster[key] for o in outputs) for key in ("nmi", "ari", "purity", "size_min", "size_max")}
+    random_pairs = mean(o.pretrain["simclr"]["same_class_pairs_per_batch"] for o in outputs)
+    guided_pairs = mean(o.pretrain["gsimclr"]["same_class_pairs_per_batch"] for o in outputs)
+    floor = outputs[0].cluster["min_same_class_pairs"]
+    removable = random_pairs.mean - floor
+    removed = f"{(random_pairs.mean - guided_pairs.mean) / removable:.0%}" if removable > 0 else "n/a"
+    distinct = mean(o.pretrain["gsimclr"]["distinct_pseudo_labels_per_batch"] for o in outputs)
+    random_distinct = mean(o.cluster["random_distinct_pseudo_labels"] for o in outputs)
+    losses = {m: mean(o.pretrain[m]["loss"] for o in outputs) for m in METHODS}
+    return [
+        f"- Pseudo labels (k={params.cluster.k}): NMI {cluster['nmi'].mean:.3f}, ARI {cluster['ari'].mean:.3f}, "
+        f"purity {cluster['purity'].mean:.3f}; cluster sizes {cluster['size_min'].mean:.0f}–{cluster['size_max'].mean:.0f} (means over seeds).",
+        f"- Same-class pairs per batch (pretrain.batch_size={params.pretrain.batch_size}, last pretraining epoch): "
+        f"SimCLR {random_pairs}, G-SimCLR {guided_pairs}; the fewest any partition allows is {floor:.1f}, "
+        f"so guidance removed {removed} of the false negatives perfect labels could remove.",
+        f"- Distinct pseudo labels per G-SimCLR batch: {distinct} (random batches of the same size: {random_distinct}).",
+        f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
+    ]
+
+
+def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> str:
+    params, reference = ctx.params, ctx.params.data.paper_reference
+    seeds = [o.seed for o in outputs]
+    supervised = summarize(cell_values(rows)[("supervised", "–")])
+    paper_supervised = f" (paper: {_fmt(rows[0]['paper'])})" if reference else ""
+    provenance = [f"| {name} | {o.seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |"
+                  for o in outputs for name, rec in o.records.items()]
     out = [
-        f"# SimCLR vs G-SimCLR on `{params.data.name}` (seed {params.seed})",
+        f"# SimCLR vs G-SimCLR on `{params.data.name}` ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})",
         "",
-        "Test accuracy (%) of the model selected on the validation split (carved from the training data).",
+        "Test accuracy (%) of the model selected on the validation split (carved from the training data): "
+        "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
+        "noise when its interval contains zero.",
         "",
         "## Table II — linear evaluation on frozen representations",
         "",
-        f"| method | representation | ours{paper_head} |",
-        f"| --- | --- | ---:{paper_rule} |",
-        *[line(r) for r in rows if r["table"] == "II"],
+        *method_table(rows, list(TAPS), reference),
         "",
-        f"## Table III — fine-tuning with {fraction:.0%} of the training labels (class-stratified)",
+        f"Fully supervised baseline: {supervised}{paper_supervised}.",
         "",
-        f"| method | representation | ours{paper_head} |",
-        f"| --- | --- | ---:{paper_rule} |",
-        *[line(r) for r in rows if r["table"] == "III"],
+        f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels (class-stratified)",
         "",
-        f"G-SimCLR − SimCLR (points): {delta}. One seed: differences of this size can be noise.",
+        *method_table(rows, [FINETUNE], reference),
+        "",
+        "## Per seed",
+        "",
+        *per_seed_table(rows, seeds),
+        "",
+        "![accuracy by seed](accuracy_by_seed.png) ![pretraining loss](pretrain_loss.png)",
         "",
         "## Diagnostics (true labels used only to measure)",
         "",
-        f"- Pseudo labels: k={params.cluster.k}, cluster sizes {cluster['size_min']:.0f}–{cluster['size_max']:.0f}, "
-        f"NMI {cluster['nmi']:.3f}, ARI {cluster['ari']:.3f}, purity {cluster['purity']:.3f}.",
-        f"- Same-class pairs per batch (pretrain.batch_size={params.pretrain.batch_size}) in the last pretraining epoch: "
-        f"SimCLR {random_pairs:.1f}, G-SimCLR {guided_pairs:.1f}; the fewest any partition allows is "
-        f"{floor:.1f}, so guidance removed {removed} of the false negatives perfect labels could remove.",
-        f"- Distinct pseudo labels per G-SimCLR batch: {pretrain['gsimclr']['distinct_pseudo_labels_per_batch']:.1f} "
-        f"(random batches of the same size: {cluster['random_distinct_pseudo_labels']:.1f}).",
-        f"- Final NT-Xent loss: SimCLR {pretrain['simclr']['loss']:.4f}, G-SimCLR {pretrain['gsimclr']['loss']:.4f}.",
+        *diagnostics(outputs, params),
         "",
         "## Provenance",
         "",
-        "| stage | MLflow run | wall time (s) | device |",
-        "| --- | --- | ---: | --- |",
-        *[f"| {name} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |" for name, rec in records.items()],
+        "| stage | seed | MLflow run | wall time (s) | device |",
+        "| --- | ---: | --- | ---: | --- |",
+        *provenance,
         "",
         f"Hardware: {hardware()}.",
         "",
@@ -108,23 +180,45 @@ def render(ctx: StageContext, rows: list[dict], records: dict[str, dict]) -> str
     return "\n".join(out)
 
 
+def _loss_curve(path) -> list[float]:
+    with open(path, newline="") as handle:
+        return [float(row[-1]) for row in list(csv.reader(handle))[1:]]
+
+
+def figures(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> None:
+    root = Layout(ctx.layout.root)
+    cells = cell_values(rows)
+    accuracy = plots.accuracy_by_seed(
+        {LABELS[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in METHODS},
+        baseline=("supervised", cells[("supervised", "–")]),
+    )
+    plots.save_png(accuracy, root.results / "accuracy_by_seed.png")
+    plots.close(accuracy)
+    curves = {LABELS[m]: [_loss_curve(root.for_seed(o.seed).plot(f"pretrain_{m}_loss.csv")) for o in outputs] for m in METHODS}
+    loss = plots.curves_by_seed(curves, ylabel="NT-Xent loss", title="pretraining loss, one line per seed")
+    plots.save_png(loss, root.results / "pretrain_loss.png")
+    plots.close(loss)
+
+
 def compare(ctx: StageContext) -> str:
-    layout = ctx.layout
-    rows = result_rows(ctx)
-    records = {"train": read_json(layout.run_record("train"), "autoencoder run record"),
-               "cluster": read_json(layout.run_record("cluster"), "cluster run record")}
-    for method in METHODS:
-        records[f"pretrain {method}"] = read_json(layout.run_record("pretrain", method), f"pretrain run record of {method}")
-    for method in EVAL_METHODS:
-        records[f"evaluate {method}"] = read_json(layout.run_record("evaluate", method), f"evaluate run record of {method}")
-    text = render(ctx, rows, records)
-    results_md, results_csv = layout.results / "results.md", layout.results / "results.csv"
+    root = Layout(ctx.layout.root)
+    outputs = [read_seed(root.for_seed(seed)) for seed in ctx.params.seeds]
+    rows = result_rows(outputs, ctx.params.data.paper_reference)
+    text = render(ctx, outputs, rows)
+    figures(ctx, outputs, rows)
+    results_md, results_csv = root.results / "results.md", root.results / "results.csv"
     write_text(results_md, text)
     write_csv(results_csv, rows)
     with stage_run(STAGE, ctx.params) as tracker:
-        link_runs(tracker.run_id, [record["run_id"] for record in records.values()])
-        tracker.log_metrics({_metric_name(row): row["ours"] for row in rows})
-        tracker.log_artifact(results_md)
-        tracker.log_artifact(results_csv)
-        finish(ctx, STAGE, tracker.run_id)
+        link_runs(tracker.run_id, [rec["run_id"] for o in outputs for rec in o.records.values()])
+        metrics = {}
+        for (method, rep), values in cell_values(rows).items():
+            summary = summarize(values)
+            key = f"{method}/{rep.replace('–', 'test').replace('-', '')}"
+            metrics[f"{key}/mean"] = summary.mean
+            if not math.isnan(summary.half_width):
+                metrics[f"{key}/ci95"] = summary.half_width
+        tracker.log_metrics(metrics)
+        for name in ("results.md", "results.csv", "accuracy_by_seed.png", "pretrain_loss.png"):
+            tracker.log_artifact(root.results / name)
     return text

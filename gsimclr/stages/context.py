@@ -18,6 +18,8 @@ from gsimclr.storage import write_json
 @dataclass(frozen=True)
 class StageContext:
     params: Params
+    seed: int
+    """The seed of this run (one of `params.seeds`); `layout` is already scoped to it."""
     layout: Layout
     device: torch.device
     restart: bool = False
@@ -27,8 +29,12 @@ class StageContext:
     def __post_init__(self) -> None:
         # Every stage starts from the same RNG state, so model initialisation is reproducible too
         # (the engine re-seeds each epoch from (seed, epoch) on top of this).
-        torch.manual_seed(self.params.seed)
-        np.random.seed(self.params.seed)
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+
+    def config_hash(self, *sections: str) -> str:
+        """Identity of a resume checkpoint: the named params sections plus this run's seed."""
+        return f"{self.params.section_hash(*sections)}-seed{self.seed}"
 
     def resume_path(self, name: str):
         path = self.layout.resume(name)

@@ -38,8 +38,8 @@ def accuracy(model: nn.Module, fetch: Fetch, labels: torch.Tensor, indices: np.n
 def probe_loop(ctx: StageContext, method: str, name: str, cfg: ProbeConfig) -> LoopConfig:
     run_name = f"evaluate_{method}_{name}"
     return LoopConfig(
-        desc=run_name, epochs=cfg.epochs, seed=ctx.params.seed, checkpoint=ctx.resume_path(run_name),
-        config_hash=ctx.params.section_hash("seed", "data", "model", "pretrain", "evaluate") + run_name,
+        desc=run_name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(run_name),
+        config_hash=ctx.config_hash("data", "model", "pretrain", "evaluate") + run_name,
         monitor="val_acc", mode="max", patience=cfg.patience,
     )
 
@@ -62,7 +62,6 @@ class ClassifierTrainer:
     def __call__(self, name: str, model: nn.Module, fetch_train: Fetch, fetch_test: Fetch,
                  fit_indices: np.ndarray) -> dict[str, float]:
         cfg = classifier_plan(self.ctx, self.method)[name]
-        params = self.ctx.params
         model = model.to(self.ctx.device)
 
         def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
@@ -72,7 +71,7 @@ class ClassifierTrainer:
         result = fit(
             Training(
                 model=model, optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
-                batches=lambda epoch: shuffled_batches(fit_indices, cfg.batch_size, epoch_rng(params.seed, epoch)),
+                batches=lambda epoch: shuffled_batches(fit_indices, cfg.batch_size, epoch_rng(self.ctx.seed, epoch)),
                 step=step,
                 validate=lambda: {"val_acc": accuracy(model, fetch_train, self.data.train_y, self.split.val)},
                 on_epoch=lambda e, m: self.tracker.log_metrics({f"{name}/{k}": v for k, v in m.items()}, step=e),
@@ -103,15 +102,15 @@ def _state_fingerprint(module: nn.Module) -> list[torch.Tensor]:
 
 def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
     params, cfg = ctx.params, ctx.params.evaluate
-    data = load_dataset(params.data, params.seed)
+    data = load_dataset(params.data)
     if data.num_classes < 2:
         raise UserError("evaluation needs at least two classes")
-    split = split_indices(len(data.train_y), params.data.val_fraction, params.seed, labels=data.train_y)
+    split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
     train_x, test_x = data.train_x.to(ctx.device), data.test_x.to(ctx.device)
     plan = classifier_plan(ctx, method)
     resumed = [resumable_run_id(probe_loop(ctx, method, name, probe)) for name, probe in plan.items()]
     metrics: dict[str, float] = {}
-    with stage_run(STAGE, params, method, resume_run_id=next((r for r in resumed if r), None)) as tracker:
+    with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)) as tracker:
         train = ClassifierTrainer(ctx, data, split, tracker, method)
         if method == "supervised":
             backbone = build_backbone(params.model, data.channels)
@@ -129,7 +128,7 @@ def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
                                  lambda i, t=tap: test_feats[t][i], split.fit)
             if not all(torch.equal(a, b) for a, b in zip(before, _state_fingerprint(net))):
                 raise RuntimeError("frozen backbone changed during linear evaluation")
-            labelled = stratified_subset(split.fit, data.train_y, cfg.finetune_fraction, params.seed)
+            labelled = stratified_subset(split.fit, data.train_y, cfg.finetune_fraction, ctx.seed)
             tuned = nn.Sequential(copy.deepcopy(net.backbone), nn.Linear(net.backbone.out_dim, data.num_classes))
             metrics |= train("finetune", tuned, lambda i: to_float(train_x[i]), lambda i: to_float(test_x[i]), labelled)
             metrics["finetune_labelled_images"] = len(labelled)

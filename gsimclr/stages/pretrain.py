@@ -45,14 +45,14 @@ def make_sampler(ctx: StageContext, method: str, n_images: int) -> tuple[BatchSa
     if batch_size > n_images:
         raise UserError(f"pretrain.batch_size={batch_size} is larger than the {n_images} training images")
     if method == "simclr":
-        return RandomBatchSampler(n_images, batch_size, ctx.params.seed), None
+        return RandomBatchSampler(n_images, batch_size, ctx.seed), None
     pseudo = read_pseudo_labels(ctx, n_images)
-    return GuidedBatchSampler(pseudo, batch_size, ctx.params.seed), pseudo
+    return GuidedBatchSampler(pseudo, batch_size, ctx.seed), pseudo
 
 
 def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     params, cfg, layout = ctx.params, ctx.params.pretrain, ctx.layout
-    data = load_dataset(params.data, params.seed)
+    data = load_dataset(params.data)
     images = data.train_x.to(ctx.device)
     true_labels = data.train_y.numpy()  # measured, never trained on
     sampler, pseudo = make_sampler(ctx, method, len(images))
@@ -80,10 +80,10 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
 
     name = f"pretrain_{method}"
     loop = LoopConfig(
-        desc=name, epochs=cfg.epochs, seed=params.seed, checkpoint=ctx.resume_path(name),
-        config_hash=params.section_hash("seed", "data", "model", "pretrain") + method,
+        desc=name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(name),
+        config_hash=ctx.config_hash("data", "model", "pretrain") + method,
     )
-    with stage_run(STAGE, params, method, resume_run_id=resumable_run_id(loop)) as tracker:
+    with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop)) as tracker:
         result = fit(
             Training(
                 model=model, optimizer=optimizer, scheduler=scheduler, batches=sampler.batches, step=step,

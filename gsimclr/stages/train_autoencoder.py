@@ -31,10 +31,10 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
             f"data.image_size={params.data.image_size} must be divisible by 2**len(autoencoder.filters)="
             f"{2 ** len(cfg.filters)} (one max-pool per encoder block)"
         )
-    data = load_dataset(params.data, params.seed)
+    data = load_dataset(params.data)
     images = data.train_x.to(ctx.device)
     # Unsupervised: the validation split is random, not stratified by the (unused) labels.
-    split = split_indices(len(images), params.data.val_fraction, params.seed)
+    split = split_indices(len(images), params.data.val_fraction, ctx.seed)
     model = build_autoencoder(ctx, data.channels).to(ctx.device)
 
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
@@ -50,16 +50,16 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
         return {"val_loss": float(sse) / (len(split.val) * images[0].numel())}
 
     loop = LoopConfig(
-        desc="autoencoder", epochs=cfg.epochs, seed=params.seed, checkpoint=ctx.resume_path("autoencoder"),
-        config_hash=params.section_hash("seed", "data", "autoencoder"), monitor="val_loss", mode="min",
+        desc="autoencoder", epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path("autoencoder"),
+        config_hash=ctx.config_hash("data", "autoencoder"), monitor="val_loss", mode="min",
         patience=cfg.patience,
     )
-    with stage_run(STAGE, params, resume_run_id=resumable_run_id(loop)) as tracker:
+    with stage_run(STAGE, params, seed=ctx.seed, resume_run_id=resumable_run_id(loop)) as tracker:
         result = fit(
             Training(
                 model=model,
                 optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
-                batches=lambda epoch: shuffled_batches(split.fit, cfg.batch_size, epoch_rng(params.seed, epoch)),
+                batches=lambda epoch: shuffled_batches(split.fit, cfg.batch_size, epoch_rng(ctx.seed, epoch)),
                 step=step, validate=validate, on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
                 run_id=tracker.run_id,
             ),

@@ -1,0 +1,45 @@
+"""Seed statistics behind `compare`'s verdicts: the interval must match the textbook and the verdict must be able to go either way."""
+
+import math
+
+import pytest
+
+from gsimclr.stats import paired_difference, summarize, verdict
+
+
+def test_interval_is_the_student_t_interval():
+    # mean 2, sample sd 1, n 3 -> t_{0.975, 2} = 4.3027 -> half width 4.3027 / sqrt(3) = 2.4841
+    summary = summarize([1.0, 2.0, 3.0])
+    assert summary.mean == pytest.approx(2.0)
+    assert summary.half_width == pytest.approx(2.4841, abs=1e-4)
+    assert str(summary) == "2.00 ± 2.48"
+
+
+def test_one_seed_has_no_interval_and_no_verdict():
+    summary = summarize([41.5])
+    assert math.isnan(summary.half_width) and str(summary) == "41.50"
+    assert verdict(paired_difference([42.0], [41.0]), "G", "S") == "one seed: cannot tell"
+
+
+def test_consistent_gain_is_called_a_gain():
+    difference = paired_difference([52.0, 55.1, 60.2], [50.0, 53.0, 58.0])  # +2.0, +2.1, +2.2
+    assert difference.mean == pytest.approx(2.1)
+    assert verdict(difference, "G-SimCLR", "SimCLR") == "G-SimCLR better"
+
+
+def test_consistent_loss_is_called_a_loss():
+    assert verdict(paired_difference([48.0, 50.9, 55.8], [50.0, 53.0, 58.0]), "G-SimCLR", "SimCLR") == "SimCLR better"
+
+
+def test_gain_within_seed_noise_is_called_noise():
+    # Same mean gain (+2.1) as above but the per-seed differences straddle zero.
+    difference = paired_difference([55.0, 50.3, 61.0], [50.0, 53.0, 57.0])
+    assert difference.mean == pytest.approx(2.1)
+    assert verdict(difference, "G-SimCLR", "SimCLR") == "not distinguishable from seed noise"
+
+
+def test_pairing_needs_the_same_seeds():
+    with pytest.raises(ValueError):
+        paired_difference([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError):
+        summarize([])

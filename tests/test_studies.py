@@ -1,0 +1,83 @@
+"""The paper's study files: `gsimclr study` turns each into exactly that params.yaml, and each runs end to end.
+
+The smoke runs keep each study's architecture, autoencoder and augmentations and shrink only what
+sets the cost (epochs, k = batch size, the 224 px resolution) so that they fit the CI budget.
+"""
+
+import copy
+import shutil
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import REPO, write_cifar_fixture, write_image_folder, write_params
+from gsimclr.cli import app
+from gsimclr.study import exp_run_command, overrides
+
+runner = CliRunner()
+STUDIES = ["cifar10", "imagenet5", "imagenet5-cpu"]
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_overrides_turn_params_yaml_into_the_study(tmp_path, name):
+    from dvc.utils.hydra import apply_overrides
+
+    study = REPO / "pipelines" / f"{name}.yaml"
+    target = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", target)
+    apply_overrides(target, overrides(study, REPO / "params.yaml"))
+    assert yaml.safe_load(target.read_text()) == yaml.safe_load(study.read_text())
+
+
+def test_extra_overrides_win_and_the_command_is_a_named_queued_experiment(tmp_path):
+    from dvc.utils.hydra import apply_overrides
+
+    study = REPO / "pipelines" / "imagenet5-cpu.yaml"
+    extra = ["data.root=/data/imagenet-5-categories"]
+    target = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", target)
+    apply_overrides(target, overrides(study, REPO / "params.yaml", extra))
+    assert yaml.safe_load(target.read_text())["data"]["root"] == "/data/imagenet-5-categories"
+    command = exp_run_command(study, REPO / "params.yaml", queue=True)
+    assert command[:6] == ["dvc", "exp", "run", "--name", "imagenet5-cpu", "--queue"]
+
+
+def test_a_study_with_a_typo_is_refused_before_dvc_runs(tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("seeds: [0]\npretrain: {epoch: 3}\n")
+    result = runner.invoke(app, ["study", str(bad), "--dry-run"])
+    assert result.exit_code == 2 and "pretrain.epoch" in result.output and "Traceback" not in result.output
+    missing = runner.invoke(app, ["study", str(tmp_path / "nope.yaml"), "--dry-run"])
+    assert missing.exit_code == 2
+
+
+def smoke_params(name: str, data_root: str) -> dict:
+    params = copy.deepcopy(yaml.safe_load((REPO / "pipelines" / f"{name}.yaml").read_text()))
+    params["seeds"] = [0]
+    params["data"] |= {"root": data_root, "image_size": min(params["data"]["image_size"], 64), "download": False}
+    params["autoencoder"] |= {"epochs": 1}
+    params["cluster"] |= {"k": 8, "n_init": 1, "tsne_points": 40}
+    params["pretrain"] |= {"epochs": 1, "batch_size": 8}
+    for probe in ("linear", "finetune", "supervised"):
+        params["evaluate"][probe] |= {"epochs": 1, "patience": 1}
+    params["evaluate"]["finetune_fraction"] = 0.2
+    return params
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_runs_end_to_end_on_fixture_data(tmp_path, monkeypatch, name):
+    if name == "cifar10":
+        write_cifar_fixture(tmp_path / "data", per_batch=30)
+    else:
+        write_image_folder(tmp_path / "data", classes=("airplane", "car", "cat", "dog", "elephant"), per_class=10, size=(72, 60))
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", smoke_params(name, str(tmp_path / "data")))
+    commands = [["train"], ["cluster"], ["pretrain", "--method", "simclr"], ["pretrain", "--method", "gsimclr"],
+                ["evaluate", "--method", "simclr"], ["evaluate", "--method", "gsimclr"],
+                ["evaluate", "--method", "supervised"], ["compare"]]
+    for command in commands:
+        result = runner.invoke(app, ["--params", str(params), "--device", "cpu", *command])
+        assert result.exit_code == 0, f"{command}: {result.output}"
+    results = (tmp_path / "results" / "results.md").read_text()
+    assert "paper SimCLR" in results and "Fully supervised baseline" in results
