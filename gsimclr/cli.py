@@ -1,6 +1,6 @@
 """The `gsimclr` command line: parse, load the config, run one stage, map errors to exit codes.
 
-Exit codes: 0 ok, 1 runtime failure (e.g. diverged training), 2 bad usage or config, 3 missing
+Exit codes: 0 ok, 1 runtime failure (diverged training, full disk), 2 bad usage or config, 3 missing
 upstream artifact, 130 interrupted. User mistakes print one line; internal errors keep their traceback.
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from gsimclr.errors import TrainingDivergedError, UserError
+from gsimclr.errors import DiskFullError, TrainingDivergedError, UserError
 
 app = typer.Typer(
     help="G-SimCLR: SimCLR with pseudo-label-guided batches, as a reproducible, tracked pipeline.\n\n"
@@ -54,7 +54,7 @@ def _run(ctx: typer.Context, stage: Callable, *args, restart: bool = False) -> o
             raise UserError(f"--seed {seed} is not one of params `seeds` {params.seeds}: add it there so `compare` sees it")
         device = select_device(ctx.obj["device"])
         return stage(StageContext(params, seed, Layout().for_seed(seed), device, restart), *args)
-    except (UserError, TrainingDivergedError) as exc:
+    except (UserError, TrainingDivergedError, DiskFullError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:

@@ -177,11 +177,12 @@ def _load_imagefolder(cfg: DataConfig) -> ImageSplits:
 
 def load_dataset(cfg: DataConfig) -> ImageSplits:
     """Load the configured dataset; a missing or malformed one is a one-line `UserError`."""
-    if cfg.name == "digits":
-        return _load_digits(cfg)
-    if cfg.name == "cifar10":
-        return _load_cifar10(cfg)
-    return _load_imagefolder(cfg)
+    loaders = {"digits": _load_digits, "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
+    data = loaders[cfg.name](cfg)
+    if data.num_classes < 2:
+        raise UserError(f"{cfg.name} dataset at {cfg.root} has {data.num_classes} class: "
+                        "the evaluation needs at least two classes")
+    return data
 
 
 def split_indices(n: int, val_fraction: float, seed: int, labels: Optional[torch.Tensor] = None) -> LabelSplit:

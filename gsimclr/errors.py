@@ -19,3 +19,9 @@ class TrainingDivergedError(Exception):
     """The loss became NaN/Inf; the last good checkpoint is kept: exit code 1."""
 
     exit_code = 1
+
+
+class DiskFullError(Exception):
+    """The disk filled up while writing an artifact; the previous version of it is intact: exit code 1."""
+
+    exit_code = 1

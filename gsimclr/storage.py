@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import tempfile
@@ -12,7 +13,7 @@ from typing import IO, Any, Iterator
 
 import torch
 
-from gsimclr.errors import MissingUpstreamError, UserError
+from gsimclr.errors import DiskFullError, MissingUpstreamError, UserError
 
 
 @contextmanager
@@ -26,8 +27,11 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"no space left on device while writing {path} (its previous version is intact): "
+                                "free some space and re-run") from None
         raise
 
 

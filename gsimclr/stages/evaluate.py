@@ -103,8 +103,6 @@ def _state_fingerprint(module: nn.Module) -> list[torch.Tensor]:
 def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
     params, cfg = ctx.params, ctx.params.evaluate
     data = load_dataset(params.data)
-    if data.num_classes < 2:
-        raise UserError("evaluation needs at least two classes")
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
     train_x, test_x = data.train_x.to(ctx.device), data.test_x.to(ctx.device)
     plan = classifier_plan(ctx, method)
