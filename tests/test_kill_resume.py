@@ -1,0 +1,97 @@
+"""SIGKILL a training stage mid-run, re-run the same command: the result is bit-identical to an uninterrupted run.
+
+Also: with the same seed, evaluation metrics are identical across independent projects.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_PARAMS, write_params
+
+pytestmark = pytest.mark.slow
+GSIMCLR = str(Path(sys.executable).parent / "gsimclr")
+PARAMS = dict(TINY_PARAMS, autoencoder={**TINY_PARAMS["autoencoder"], "epochs": 6, "patience": 6, "batch_size": 16},
+              pretrain={**TINY_PARAMS["pretrain"], "epochs": 5})
+STAGES = {"train": (["train"], "autoencoder", "artifacts/seed0/autoencoder.pt", "metrics/seed0/autoencoder.json"),
+          "pretrain": (["pretrain", "--method", "simclr"], "pretrain_simclr", "artifacts/seed0/pretrain_simclr.pt",
+                       "metrics/seed0/pretrain_simclr.json")}
+
+
+def project(root: Path) -> Path:
+    root.mkdir()
+    write_params(root / "params.yaml", PARAMS)
+    return root
+
+
+def gsimclr(root: Path, *args: str) -> None:
+    subprocess.run([GSIMCLR, "--device", "cpu", *args], cwd=root, check=True, capture_output=True, timeout=600)
+
+
+def epochs_logged(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def kill_mid_epoch(root: Path, args: list[str], checkpoint: str) -> int:
+    """Start the stage, SIGKILL it while it trains the epoch after its first checkpoint; return the epochs it had saved."""
+    log = root / "checkpoints" / "seed0" / f"{checkpoint}.log.jsonl"
+    process = subprocess.Popen([GSIMCLR, "--device", "cpu", *args], cwd=root,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while epochs_logged(log) < 2 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # into the third epoch
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the stage finished before it could be killed"
+    return torch.load(root / "checkpoints" / "seed0" / f"{checkpoint}.pt", weights_only=True)["epoch"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    first, second = torch.load(a, weights_only=True)["model"], torch.load(b, weights_only=True)["model"]
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, stage):
+    args, checkpoint, model, metrics = STAGES[stage]
+    straight, killed = project(tmp_path / "straight"), project(tmp_path / "killed")
+    for root in (straight, killed):
+        if stage == "pretrain":
+            gsimclr(root, "train")
+    gsimclr(straight, *args)
+
+    saved = kill_mid_epoch(killed, args, checkpoint)
+    assert 1 <= saved < PARAMS[stage if stage == "pretrain" else "autoencoder"]["epochs"]
+    assert not (killed / model).exists()
+    gsimclr(killed, *args)
+
+    assert same_weights(straight / model, killed / model)
+    assert json.loads((straight / metrics).read_text()) == json.loads((killed / metrics).read_text())
+    assert not (killed / "checkpoints" / "seed0" / f"{checkpoint}.pt").exists()
+    if stage == "pretrain":  # same seed, same pretrained weights -> identical evaluation
+        for root in (straight, killed):
+            gsimclr(root, "evaluate", "--method", "simclr")
+        evaluation = "metrics/seed0/evaluate_simclr.json"
+        assert json.loads((straight / evaluation).read_text()) == json.loads((killed / evaluation).read_text())
+
+
+def test_resumed_run_continues_the_same_mlflow_run(tmp_path):
+    root = project(tmp_path / "p")
+    kill_mid_epoch(root, ["train"], "autoencoder")
+    state = torch.load(root / "checkpoints" / "seed0" / "autoencoder.pt", weights_only=True)
+    gsimclr(root, "train")
+    record = json.loads((root / "runs" / "seed0" / "train.json").read_text())
+    assert record["run_id"] == state["run_id"]
+    env = {**os.environ}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    code = ("import mlflow; mlflow.set_tracking_uri('sqlite:///" + str(root / "mlruns" / "mlflow.db") + "');"
+            "print(len(mlflow.search_runs(search_all_experiments=True)))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "1"
