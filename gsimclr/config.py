@@ -125,6 +125,8 @@ class Params(Section):
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    checkpoint_every: PositiveInt = 1
+    """Epochs between resume checkpoints of every training stage (operational: no stage re-runs when it changes)."""
 
     @field_validator("seeds")
     @classmethod

@@ -41,6 +41,8 @@ class LoopConfig:
     epochs: int
     seed: int
     checkpoint: Optional[Path] = None
+    checkpoint_every: int = 1
+    """Epochs between resume checkpoints (the last epoch and an early stop are always saved)."""
     config_hash: str = ""
     monitor: Optional[str] = None
     mode: Literal["min", "max"] = "min"
@@ -167,7 +169,7 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
         if bar.disable:
             print(f"{loop.desc} epoch {epoch}/{loop.epochs} {_format(metrics)}", file=sys.stderr, flush=True)
         stop = loop.patience is not None and bad_epochs >= loop.patience
-        if loop.checkpoint is not None:
+        if loop.checkpoint is not None and (stop or epoch == loop.epochs or epoch % loop.checkpoint_every == 0):
             save_torch(
                 {
                     "kind": "gsimclr-resume", "config_hash": loop.config_hash, "epoch": loop.epochs if stop else epoch,
@@ -178,6 +180,7 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
                 },
                 loop.checkpoint,
             )
+        if log_file is not None:
             with log_file.open("a") as handle:
                 handle.write(json.dumps({"stage": loop.desc, **history[-1]}) + "\n")
         if stop:

@@ -67,3 +67,15 @@ def test_early_stopping_restores_the_best_epoch():
     assert result.best_epoch == 2 and result.stopped_early and len(result.history) == 4
     for key, value in model.state_dict().items():
         assert torch.equal(value, snapshots[1][key])
+
+
+def test_checkpoint_interval_saves_every_nth_epoch_and_the_last(tmp_path):
+    checkpoint = tmp_path / "resume.pt"
+    saved = []
+    _, run = make_run()
+    run.on_epoch = lambda epoch, metrics: saved.append(
+        torch.load(checkpoint, weights_only=True)["epoch"] if checkpoint.exists() else None)
+    fit(run, LoopConfig("x", epochs=5, seed=0, checkpoint=checkpoint, checkpoint_every=2, config_hash="h"))
+    # on_epoch runs before that epoch's save: it sees what the previous epochs left
+    assert saved == [None, None, 2, 2, 4]
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 5

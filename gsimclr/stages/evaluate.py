@@ -39,6 +39,7 @@ def probe_loop(ctx: StageContext, method: str, name: str, cfg: ProbeConfig) -> L
     run_name = f"evaluate_{method}_{name}"
     return LoopConfig(
         desc=run_name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(run_name),
+        checkpoint_every=ctx.params.checkpoint_every,
         config_hash=ctx.config_hash("data", "model", "pretrain", "evaluate") + run_name,
         monitor="val_acc", mode="max", patience=cfg.patience,
     )

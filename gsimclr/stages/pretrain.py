@@ -81,6 +81,7 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     name = f"pretrain_{method}"
     loop = LoopConfig(
         desc=name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(name),
+        checkpoint_every=ctx.params.checkpoint_every,
         config_hash=ctx.config_hash("data", "model", "pretrain") + method,
     )
     with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop)) as tracker:

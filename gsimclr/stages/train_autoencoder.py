@@ -51,6 +51,7 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
 
     loop = LoopConfig(
         desc="autoencoder", epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path("autoencoder"),
+        checkpoint_every=ctx.params.checkpoint_every,
         config_hash=ctx.config_hash("data", "autoencoder"), monitor="val_loss", mode="min",
         patience=cfg.patience,
     )

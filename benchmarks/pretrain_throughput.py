@@ -1,0 +1,146 @@
+"""Pretraining throughput against the hardware limit, measured in one run on this machine.
+
+For each backbone/resolution: the *bare* step (forward + backward + SGD step of SimCLRNet on pre-made
+random tensors of both views' shape) and the *full* step of `gsimclr pretrain` (sampler, gather,
+uint8 -> float, per-image augmentation of two views, forward, NT-Xent, backward, SGD + cosine step),
+with the full step broken down by part. Prints images/s and the ratio full / bare (target <= 1.10
+on CPU). Not a test: it never fails on speed.
+
+    python benchmarks/pretrain_throughput.py [--batch-size 256] [--steps 5] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from benchmarks.machine import describe, peak_memory
+from gsimclr.augment import ViewAugment
+from gsimclr.config import AugmentConfig, ModelConfig
+from gsimclr.data import to_float
+from gsimclr.device import select_device
+from gsimclr.losses import nt_xent
+from gsimclr.models.heads import SimCLRNet
+from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler
+
+CONFIGS = {
+    "cifar_resnet@32": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=2), 32),
+    "resnet18@32 (cifar stem)": (ModelConfig(backbone="resnet18", cifar_stem=True), 32),
+    "resnet18@64": (ModelConfig(backbone="resnet18", cifar_stem=False), 64),
+}
+AUGMENT = AugmentConfig(flip=True, crop_scale=(0.2, 1.0), color_strength=0.5, grayscale_p=0.2)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_model(cfg: ModelConfig, device: torch.device):
+    torch.manual_seed(0)
+    model = SimCLRNet(cfg, 3).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    return model, optimizer
+
+
+def bare_step_seconds(cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device) -> float:
+    model, optimizer = make_model(cfg, device)
+    views = torch.rand(2 * batch, 3, size, size, device=device)
+    for i in range(steps + 1):  # the first step warms up kernels and allocators
+        if i == 1:
+            sync(device)
+            start = time.perf_counter()
+        z = model(views)
+        loss = z.square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def full_step_seconds(cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device,
+                      method: str) -> tuple[float, dict[str, float]]:
+    model, optimizer = make_model(cfg, device)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps + 1)
+    n = batch * (steps + 1)
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, device=device)
+    pseudo = np.random.default_rng(0).integers(0, batch, n)
+    sampler = GuidedBatchSampler(pseudo, batch, 0) if method == "gsimclr" else RandomBatchSampler(n, batch, 0)
+    augment = ViewAugment(AUGMENT)
+    parts: dict[str, float] = defaultdict(float)
+
+    def timed(name: str, fn):
+        sync(device)
+        t = time.perf_counter()
+        out = fn()
+        sync(device)
+        parts[name] += time.perf_counter() - t
+        return out
+
+    batches = timed("sampler", lambda: sampler.batches(1))
+    parts.clear()  # the sampler runs once per epoch: reported separately, not per step
+    total = 0.0
+    for i, idx in enumerate(batches):
+        sync(device)
+        start = time.perf_counter()
+        x = timed("gather + to_float", lambda: to_float(images[torch.as_tensor(idx, device=device)]))
+        views = timed("augment (2 views)", lambda: torch.cat([augment(x), augment(x)]))
+        z = timed("forward", lambda: model(views))
+        loss = timed("NT-Xent", lambda: nt_xent(*z.chunk(2), 0.1))
+
+        def update():
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+
+        timed("backward + step", update)
+        sync(device)
+        if i == 0:  # warm-up step
+            parts.clear()
+        else:
+            total += time.perf_counter() - start
+    return total / steps, {k: v / steps for k, v in parts.items()}
+
+
+def sampler_share(batch: int, per_image_s: float, items: int = 50_000) -> str:
+    """Cost of drawing one epoch of guided batches for `items` images, against that epoch's training time."""
+    sampler = GuidedBatchSampler(np.random.default_rng(0).integers(0, 64, items), batch, 0)
+    start = time.perf_counter()
+    sampler.batches(1)
+    seconds = time.perf_counter() - start
+    return f"guided sampler, {items} images: {seconds * 1e3:.1f} ms per epoch = {100 * seconds / (per_image_s * items):.3f}% of the epoch"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    args = parser.parse_args()
+    device = select_device(args.device)
+    print(describe(device))
+    print(f"batch {args.batch_size} (x2 views), {args.steps} timed steps after one warm-up step\n")
+    fastest_per_image = float("inf")
+    for name in args.configs:
+        cfg, size = CONFIGS[name]
+        bare = bare_step_seconds(cfg, size, args.batch_size, args.steps, device)
+        print(f"{name}: bare model step {bare:.3f} s = {args.batch_size / bare:.0f} img/s")
+        for method in ("simclr", "gsimclr"):
+            full, parts = full_step_seconds(cfg, size, args.batch_size, args.steps, device, method)
+            fastest_per_image = min(fastest_per_image, full / args.batch_size)
+            breakdown = ", ".join(f"{k} {1e3 * v:.0f} ms" for k, v in parts.items())
+            print(f"  {method:8s} full step {full:.3f} s = {args.batch_size / full:.0f} img/s, "
+                  f"ratio full/bare {full / bare:.2f}  [{breakdown}]")
+    print("\n" + sampler_share(args.batch_size, fastest_per_image))
+    print(peak_memory(device))
+
+
+if __name__ == "__main__":
+    main()
