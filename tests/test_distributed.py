@@ -1,0 +1,105 @@
+"""Two `gloo` processes on CPU: NT-Xent over the gathered global batch gives the single-process loss and gradients.
+
+The model here has no BatchNorm: BatchNorm statistics are per rank under DDP (SyncBatchNorm needs CUDA),
+which is a documented difference, not what this test is about. What it checks is the classic SimCLR
+porting bug: gathering embeddings without autograd silently drops the other ranks' gradient paths.
+"""
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from gsimclr.distributed import World
+from gsimclr.losses import nt_xent
+from gsimclr.samplers import GuidedBatchSampler
+
+BATCH = 11  # odd: the two shards differ in length (6 and 5), which the gather must handle
+EVEN = 12  # the detached gather below cannot handle unequal shards
+
+
+def make_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 16), nn.ReLU(), nn.Linear(16, 8))
+
+
+def views(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return torch.rand(batch, 3, 4, 4, generator=generator), torch.rand(batch, 3, 4, 4, generator=generator)
+
+
+def detached_gather(z: torch.Tensor, world: World) -> torch.Tensor:
+    """The classic port: `dist.all_gather` (no autograd), own slot put back with its gradient."""
+    parts = [torch.empty_like(z) for _ in range(world.size)]
+    dist.all_gather(parts, z.detach().contiguous())
+    parts[world.rank] = z
+    return torch.cat(parts)
+
+
+def global_step(model: nn.Module, world: World, batch: int, gather: str = "autograd") -> torch.Tensor:
+    v1, v2 = views(batch)
+    local, sizes = world.shard(np.arange(batch))
+    z1, z2 = model(torch.cat([v1[local], v2[local]])).chunk(2)
+    if gather == "autograd":
+        z1, z2 = world.gather(z1, sizes), world.gather(z2, sizes)
+    elif gather == "detached":
+        z1, z2 = detached_gather(z1, world), detached_gather(z2, world)
+    loss = nt_xent(z1, z2, 0.1)
+    loss.backward()
+    return loss
+
+
+def worker(rank: int, rendezvous: str, results: dict, batch: int, gather: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    model = DistributedDataParallel(make_model())
+    loss = global_step(model, World(rank, 2), batch, gather)
+    results[rank] = (loss.item(), [p.grad.clone() for p in model.parameters()])
+    dist.destroy_process_group()
+
+
+def run_two_ranks(rendezvous, batch: int = BATCH, gather: str = "autograd") -> dict:
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(worker, args=(str(rendezvous), results, batch, gather), nprocs=2, join=True)
+        return dict(results)
+
+
+def single_process(batch: int = BATCH) -> tuple[float, list[torch.Tensor]]:
+    model = make_model()
+    loss = global_step(model, World(), batch)
+    return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+
+def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
+    reference_loss, reference_grads = single_process()
+    for loss, grads in run_two_ranks(tmp_path / "rendezvous").values():
+        assert abs(loss - reference_loss) < 1e-5
+        for grad, expected in zip(grads, reference_grads):
+            torch.testing.assert_close(grad, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_the_check_catches_a_local_loss_and_a_gather_without_autograd(tmp_path):
+    """The check above can fail: a per-shard loss is another loss; a detached gather halves the gradients."""
+    reference_loss, reference_grads = single_process(EVEN)
+    local = run_two_ranks(tmp_path / "local", EVEN, gather="none")
+    assert any(abs(loss - reference_loss) > 1e-3 for loss, _ in local.values())
+    detached = run_two_ranks(tmp_path / "detached", EVEN, gather="detached")
+    loss, grads = detached[0]
+    assert abs(loss - reference_loss) < 1e-5  # the loss looks right ...
+    torch.testing.assert_close(grads[0], reference_grads[0] / 2, atol=1e-5, rtol=1e-4)  # ... the gradients are not
+
+
+def test_shards_cover_every_image_once_and_keep_global_batches_stratified():
+    pseudo = np.repeat(np.arange(8), 5)  # 8 clusters of 5: with batch 8, one image per cluster per global batch
+    sampler = GuidedBatchSampler(pseudo, 8, seed=0)
+    for size in (2, 3):
+        seen = []
+        for batch in sampler.batches(epoch=1):
+            shards = [World(rank, size).shard(batch)[0] for rank in range(size)]
+            union = np.concatenate(shards)
+            np.testing.assert_array_equal(union, batch)  # shards partition the global batch, in order
+            assert len(set(pseudo[union])) == len(union)  # at most one image per cluster in the global batch
+            seen.extend(union)
+        assert sorted(seen) == list(range(len(pseudo)))
