@@ -10,6 +10,7 @@ gradients equal the single-process gradients of the global batch.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.nn.functional import all_gather
+from torch.nn.parallel import DistributedDataParallel
 
 from gsimclr.errors import UserError
 
@@ -41,7 +43,10 @@ class World:
         if self.size == 1:
             return z
         padded = F.pad(z, (0, 0, 0, max(sizes) - len(z)))
-        return torch.cat([part[:n] for part, n in zip(all_gather(padded), sizes)])
+        with warnings.catch_warnings():  # its successor lives in a private module (torch 2.15); keep the public API
+            warnings.simplefilter("ignore", FutureWarning)
+            parts = all_gather(padded)
+        return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
 
 def join_world(device: torch.device) -> World:
@@ -52,6 +57,16 @@ def join_world(device: torch.device) -> World:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return World(dist.get_rank(), dist.get_world_size())
+
+
+def wrap_model(net: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    """DDP across ranks (BatchNorm synchronised on CUDA; per rank on CPU, where SyncBatchNorm is unsupported)."""
+    if world.size == 1:
+        return net
+    if device.type == "cuda":
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        return DistributedDataParallel(net, device_ids=[device.index])
+    return DistributedDataParallel(net)
 
 
 def check_batch(world: World, batch_size: int) -> None:

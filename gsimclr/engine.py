@@ -43,6 +43,8 @@ class LoopConfig:
     checkpoint: Optional[Path] = None
     checkpoint_every: int = 1
     """Epochs between resume checkpoints (the last epoch and an early stop are always saved)."""
+    writer: bool = True
+    """False on data-parallel ranks other than 0: they resume from the checkpoint but never write it."""
     config_hash: str = ""
     monitor: Optional[str] = None
     mode: Literal["min", "max"] = "min"
@@ -120,8 +122,10 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
         best_state, bad_epochs, start = state["best_state"], state["bad_epochs"], state["epoch"] + 1
         tqdm.write(f"{loop.desc}: resuming from {loop.checkpoint} after epoch {state['epoch']}")
 
-    log_file = loop.checkpoint.with_suffix(".log.jsonl") if loop.checkpoint else None
-    bar = tqdm(total=loop.epochs, initial=start - 1, desc=loop.desc, unit="epoch", dynamic_ncols=True, disable=None)
+    writes = loop.checkpoint is not None and loop.writer
+    log_file = loop.checkpoint.with_suffix(".log.jsonl") if writes else None
+    bar = tqdm(total=loop.epochs, initial=start - 1, desc=loop.desc, unit="epoch", dynamic_ncols=True,
+               disable=None if loop.writer else True)
     stopped_early = False
     for epoch in range(start, loop.epochs + 1):
         torch.manual_seed(epoch_seed(loop.seed, epoch))
@@ -166,10 +170,10 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
             run.on_epoch(epoch, metrics)
         bar.update(1)
         bar.set_postfix_str(_format({k: v for k, v in metrics.items() if k != "lr"}))
-        if bar.disable:
+        if bar.disable and loop.writer:
             print(f"{loop.desc} epoch {epoch}/{loop.epochs} {_format(metrics)}", file=sys.stderr, flush=True)
         stop = loop.patience is not None and bad_epochs >= loop.patience
-        if loop.checkpoint is not None and (stop or epoch == loop.epochs or epoch % loop.checkpoint_every == 0):
+        if writes and (stop or epoch == loop.epochs or epoch % loop.checkpoint_every == 0):
             save_torch(
                 {
                     "kind": "gsimclr-resume", "config_hash": loop.config_hash, "epoch": loop.epochs if stop else epoch,

@@ -87,13 +87,14 @@ def _connect(params: Params) -> str:
 
 
 class StageRun:
-    """A thin handle on the active MLflow run that stages log through."""
+    """A thin handle on the active MLflow run that stages log through (`run_id` None: logs nothing)."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: Optional[str]) -> None:
         self.run_id = run_id
 
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
-        mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+        if self.run_id is not None:
+            mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
     def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder)
@@ -107,8 +108,14 @@ class StageRun:
 
 @contextmanager
 def stage_run(stage: str, params: Params, method: Optional[str] = None, seed: Optional[int] = None,
-              resume_run_id: Optional[str] = None) -> Iterator[StageRun]:
-    """Open (or, when resuming a checkpoint, reopen) the MLflow run of one stage x method x seed."""
+              resume_run_id: Optional[str] = None, enabled: bool = True) -> Iterator[StageRun]:
+    """Open (or, when resuming a checkpoint, reopen) the MLflow run of one stage x method x seed.
+
+    `enabled=False` (data-parallel ranks other than 0) yields a handle that logs nothing.
+    """
+    if not enabled:
+        yield StageRun(None)
+        return
     experiment_id = _connect(params)
     tags = {"stage": stage, "dataset": params.data.name, "git_commit": git_commit(),
             "seed": str(seed) if seed is not None else ",".join(map(str, params.seeds))}

@@ -103,3 +103,30 @@ def test_shards_cover_every_image_once_and_keep_global_batches_stratified():
             assert len(set(pseudo[union])) == len(union)  # at most one image per cluster in the global batch
             seen.extend(union)
         assert sorted(seen) == list(range(len(pseudo)))
+
+
+def test_torchrun_pretrains_data_parallel_and_only_rank_0_writes(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import TINY_PARAMS, write_params
+
+    write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run([str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node", "2", "--no-python",
+                             "gsimclr", "--device", "cpu", "pretrain", "--method", "simclr"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics" / "seed0" / "pretrain_simclr.json").read_text())
+    assert metrics["processes"] == 2 and metrics["epochs"] == TINY_PARAMS["pretrain"]["epochs"]
+    state = torch.load(tmp_path / "artifacts" / "seed0" / "pretrain_simclr.pt", weights_only=True)
+    assert not any(key.startswith("module.") for key in state["model"])  # the bare network, loadable anywhere
+    code = ("import mlflow; mlflow.set_tracking_uri('sqlite:///" + str(tmp_path / "mlruns" / "mlflow.db") + "');"
+            "print(len(mlflow.search_runs(search_all_experiments=True)))")
+    runs = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert runs.stdout.strip() == "1"

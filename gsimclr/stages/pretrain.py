@@ -1,4 +1,7 @@
-"""Stage 3: SimCLR or G-SimCLR pretraining; one loop, and the batch sampler is the only difference."""
+"""Stage 3: SimCLR or G-SimCLR pretraining; one loop, and the batch sampler is the only difference.
+
+Under `torchrun` the same stage trains data-parallel (see `gsimclr.distributed`); only rank 0 writes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import torch
 from gsimclr import plots
 from gsimclr.augment import ViewAugment
 from gsimclr.data import load_dataset, to_float
+from gsimclr.distributed import check_batch, join_world, wrap_model
 from gsimclr.engine import LoopConfig, Training, fit, resumable_run_id
 from gsimclr.errors import MissingUpstreamError, UserError
 from gsimclr.losses import nt_xent
@@ -18,7 +22,10 @@ from gsimclr.models.heads import SimCLRNet
 from gsimclr.samplers import BatchSampler, GuidedBatchSampler, RandomBatchSampler, batch_stats
 from gsimclr.stages.context import StageContext, finish
 from gsimclr.storage import save_torch, write_csv, write_json
-from gsimclr.tracking import stage_run
+from gsimclr.tracking import StageRun, stage_run
+
+RANK_SEED_STRIDE = 1_000_003
+"""Offsets each rank's augmentation RNG, so shards of one batch do not share augmentation draws."""
 
 STAGE = "pretrain"
 
@@ -51,25 +58,28 @@ def make_sampler(ctx: StageContext, method: str, n_images: int) -> tuple[BatchSa
 
 
 def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
-    params, cfg, layout = ctx.params, ctx.params.pretrain, ctx.layout
+    params, cfg = ctx.params, ctx.params.pretrain
+    world = join_world(ctx.device)
+    check_batch(world, cfg.batch_size)
     data = load_dataset(params.data)
     images = data.train_x.to(ctx.device)
     true_labels = data.train_y.numpy()  # measured, never trained on
     sampler, pseudo = make_sampler(ctx, method, len(images))
-    if pseudo is not None and cfg.batch_size != params.cluster.k:
+    if pseudo is not None and cfg.batch_size != params.cluster.k and world.is_main:
         print(f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
               "still spread every cluster as evenly as possible, but cannot hold exactly one image per cluster")
 
-    model = SimCLRNet(params.model, data.channels).to(ctx.device)
+    net = SimCLRNet(params.model, data.channels).to(ctx.device)
+    model = wrap_model(net, world, ctx.device)
     augment = ViewAugment(cfg.augment)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * len(sampler))
 
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
-        x = to_float(images[idx])
-        z = model(torch.cat([augment(x), augment(x)]))
-        z1, z2 = z.chunk(2)
-        return {"loss": nt_xent(z1, z2, cfg.temperature)}
+        local, sizes = world.shard(idx)
+        x = to_float(images[local])
+        z1, z2 = model(torch.cat([augment(x), augment(x)])).chunk(2)
+        return {"loss": nt_xent(world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature)}
 
     def diagnostics(batches: list[np.ndarray]) -> dict[str, float]:
         _, same_class = batch_stats(batches, true_labels)
@@ -80,11 +90,11 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
 
     name = f"pretrain_{method}"
     loop = LoopConfig(
-        desc=name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(name),
-        checkpoint_every=ctx.params.checkpoint_every,
-        config_hash=ctx.config_hash("data", "model", "pretrain") + method,
+        desc=name, epochs=cfg.epochs, seed=ctx.seed + RANK_SEED_STRIDE * world.rank, checkpoint=ctx.resume_path(name),
+        checkpoint_every=params.checkpoint_every, writer=world.is_main,
+        config_hash=ctx.config_hash("data", "model", "pretrain") + f"{method}-world{world.size}",
     )
-    with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop)) as tracker:
+    with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main) as tracker:
         result = fit(
             Training(
                 model=model, optimizer=optimizer, scheduler=scheduler, batches=sampler.batches, step=step,
@@ -92,17 +102,26 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
             ),
             loop,
         )
-        save_torch({"model": model.state_dict(), "in_channels": data.channels, "method": method,
-                    "config": params.model_dump(mode="json")}, layout.pretrained(method))
         last = result.history[-1]
         metrics = {key: value for key, value in last.items() if key not in ("epoch", "lr")}
         metrics["epochs"] = len(result.history)
-        write_json(layout.metrics(STAGE, method), metrics)
-        write_csv(layout.plot(f"{name}_loss.csv"), [{"epoch": r["epoch"], f"{method}_loss": r["loss"]} for r in result.history])
-        figure = plots.loss_curves(result.history, ["loss"], f"{method}: NT-Xent loss (T={cfg.temperature})")
-        plots.save_png(figure, layout.plot(f"{name}_loss.png"))
-        tracker.log_figure(figure, f"{name}_loss.png")
-        plots.close(figure)
-        tracker.log_artifact(layout.pretrained(method), "model")
-        finish(ctx, STAGE, tracker.run_id, method, name)
+        metrics["processes"] = world.size
+        if world.is_main:
+            save_outputs(ctx, method, net, data.channels, result.history, metrics, tracker)
     return metrics
+
+
+def save_outputs(ctx: StageContext, method: str, net: SimCLRNet, channels: int, history: list[dict],
+                 metrics: dict[str, float], tracker: StageRun) -> None:
+    """The pretrained model, metrics, loss curve and run record (rank 0 only)."""
+    layout, name, temperature = ctx.layout, f"pretrain_{method}", ctx.params.pretrain.temperature
+    save_torch({"model": net.state_dict(), "in_channels": channels, "method": method,
+                "config": ctx.params.model_dump(mode="json")}, layout.pretrained(method))
+    write_json(layout.metrics(STAGE, method), metrics)
+    write_csv(layout.plot(f"{name}_loss.csv"), [{"epoch": r["epoch"], f"{method}_loss": r["loss"]} for r in history])
+    figure = plots.loss_curves(history, ["loss"], f"{method}: NT-Xent loss (T={temperature})")
+    plots.save_png(figure, layout.plot(f"{name}_loss.png"))
+    tracker.log_figure(figure, f"{name}_loss.png")
+    plots.close(figure)
+    tracker.log_artifact(layout.pretrained(method), "model")
+    finish(ctx, STAGE, tracker.run_id, method, name)

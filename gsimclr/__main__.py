@@ -1,0 +1,5 @@
+"""`python -m gsimclr` is the `gsimclr` command."""
+
+from gsimclr.cli import app
+
+app()
