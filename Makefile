@@ -27,5 +27,10 @@ study: install
 test: install
 	$(BIN)/python -m pytest -q
 
+## Throughput against the bare model step, k-means at CIFAR-10 scale (prints the machine; never fails on speed).
+benchmark: install
+	$(BIN)/python -m benchmarks.pretrain_throughput
+	$(BIN)/python -m benchmarks.clustering
+
 clean:
 	rm -rf artifacts metrics plots results checkpoints mlruns/mlflow.db mlruns/artifacts

@@ -97,6 +97,10 @@ class PretrainConfig(Section):
     weight_decay: float = Field(default=1e-4, ge=0.0)
     temperature: PositiveFloat = 0.1
     augment: AugmentConfig = AugmentConfig()
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """bf16: autocast forward passes to bfloat16 (GPUs with bf16 support; the loss stays fp32)."""
+    compile: bool = False
+    """Compile the network with torch.compile (pays a one-off compile time; worth it on GPUs)."""
 
 
 class ProbeConfig(Section):

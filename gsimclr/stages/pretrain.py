@@ -70,7 +70,9 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
               "still spread every cluster as evenly as possible, but cannot hold exactly one image per cluster")
 
     net = SimCLRNet(params.model, data.channels).to(ctx.device)
-    model = wrap_model(net, world, ctx.device)
+    if ctx.device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    model = wrap_model(torch.compile(net) if cfg.compile else net, world, ctx.device)
     augment = ViewAugment(cfg.augment)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * len(sampler))
@@ -78,7 +80,8 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
         local, sizes = world.shard(idx)
         x = to_float(images[local])
-        z1, z2 = model(torch.cat([augment(x), augment(x)])).chunk(2)
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
         return {"loss": nt_xent(world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature)}
 
     def diagnostics(batches: list[np.ndarray]) -> dict[str, float]:
