@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import os
-import platform
 import resource
 
 import torch
 
+from gsimclr.machine import cpu_name
+
 
 def describe(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none used"
-    return (f"machine: {cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), GPU: {gpu}, "
+    return (f"machine: {cpu_name()}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), GPU: {gpu}, "
             f"torch {torch.__version__}, device {device}")
 
 

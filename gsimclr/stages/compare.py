@@ -15,7 +15,8 @@ from gsimclr import plots
 from gsimclr.layout import EVAL_METHODS, METHODS, Layout
 from gsimclr.models.heads import TAPS
 from gsimclr.paper import PAPER_RESULTS
-from gsimclr.stages.context import StageContext, hardware
+from gsimclr.machine import hardware
+from gsimclr.stages.context import StageContext
 from gsimclr.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.storage import read_json, write_csv, write_text
 from gsimclr.tracking import link_runs, stage_run, ui_command

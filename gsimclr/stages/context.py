@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -12,6 +11,7 @@ import torch
 
 from gsimclr.config import Params
 from gsimclr.layout import Layout
+from gsimclr.machine import hardware
 from gsimclr.storage import write_json
 
 
@@ -41,18 +41,6 @@ class StageContext:
         if self.restart:
             path.unlink(missing_ok=True)
         return path
-
-
-def hardware() -> str:
-    """One line naming the machine a figure came from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu} ({torch.get_num_threads()} threads){gpu}, torch {torch.__version__}"
 
 
 def finish(ctx: StageContext, stage: str, run_id: str, method: Optional[str] = None, *resume: str) -> None:
