@@ -118,9 +118,8 @@ def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
         else:
             net = load_pretrained(ctx, method, data.channels)
             before = _state_fingerprint(net)
-            with torch.no_grad():
-                train_feats = map_batches(lambda i: net.representations(to_float(train_x[i])), len(train_x), 512, "features")
-                test_feats = map_batches(lambda i: net.representations(to_float(test_x[i])), len(test_x), 512, "features")
+            train_feats = map_batches(lambda i: net.representations(to_float(train_x[i])), len(train_x), 512, "features")
+            test_feats = map_batches(lambda i: net.representations(to_float(test_x[i])), len(test_x), 512, "features")
             for tap in TAPS:
                 probe = nn.Linear(train_feats[tap].shape[1], data.num_classes)
                 metrics |= train(f"linear_{tap}", probe, lambda i, t=tap: train_feats[t][i],
