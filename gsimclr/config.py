@@ -37,6 +37,12 @@ class DataConfig(Section):
     """digits only: it has no official test split, so one is carved once with the seed."""
     paper_reference: Optional[Literal["cifar10", "imagenet_subset"]] = None
     """Which of the paper's result columns to print beside ours (only when the dataset matches)."""
+    imbalance_ratio: float = Field(default=1.0, ge=1.0)
+    """Long-tailed training split (the setting G-SimCLR is motivated by): class c keeps
+    n_min * ratio^(-c/(C-1)) images, an exponential profile from the smallest class size down to
+    1/ratio of it. 1 keeps the split as it is. The test split is never touched."""
+    imbalance_seed: NonNegativeInt = 0
+    """Which images the long-tailed split keeps; fixed across `seeds`, so every run sees the same data."""
 
     @model_validator(mode="after")
     def _root_needed(self) -> "DataConfig":

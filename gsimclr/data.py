@@ -7,7 +7,7 @@ tensors directly instead of decoding images per step; that keeps the data path o
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -182,7 +182,24 @@ def load_dataset(cfg: DataConfig) -> ImageSplits:
     if data.num_classes < 2:
         raise UserError(f"{cfg.name} dataset at {cfg.root} has {data.num_classes} class: "
                         "the evaluation needs at least two classes")
+    if cfg.imbalance_ratio > 1:
+        keep = torch.as_tensor(long_tailed_indices(data.train_y.numpy(), cfg.imbalance_ratio, cfg.imbalance_seed))
+        data = replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
     return data
+
+
+def long_tailed_counts(class_sizes: np.ndarray, ratio: float) -> np.ndarray:
+    """Images kept per class: exponential decay from the smallest class size to 1/ratio of it (at least 1)."""
+    n_classes, head = len(class_sizes), int(class_sizes.min())
+    return np.maximum(1, np.floor(head * ratio ** (-np.arange(n_classes) / (n_classes - 1)))).astype(int)
+
+
+def long_tailed_indices(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """A seeded long-tailed subset of the training split (class 0 largest), in the original order."""
+    rng = np.random.default_rng(seed)
+    counts = long_tailed_counts(np.bincount(labels), ratio)
+    kept = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in enumerate(counts)]
+    return np.sort(np.concatenate(kept))
 
 
 def split_indices(n: int, val_fraction: float, seed: int, labels: Optional[torch.Tensor] = None) -> LabelSplit:

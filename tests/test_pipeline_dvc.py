@@ -55,7 +55,7 @@ def test_repro_runs_every_stage_and_writes_the_tables(project):
                    "Fully supervised baseline", "mlflow ui"):
         assert needle in results
     rows = (root / "results" / "results.csv").read_text().splitlines()
-    assert rows[0] == "table,method,representation,seed,test_acc,paper" and len(rows) == 1 + len(SEEDS) * (1 + 6 + 2)
+    assert rows[0] == "table,metric,method,representation,seed,test_acc,paper" and len(rows) == 1 + len(SEEDS) * (1 + 6 + 2)
     for figure in ("accuracy_by_seed.png", "pretrain_loss.png"):
         assert (root / "results" / figure).stat().st_size > 1000
     for seed in SEEDS:

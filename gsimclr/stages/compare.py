@@ -49,18 +49,23 @@ def read_seed(layout: Layout) -> SeedOutputs:
     return SeedOutputs(seed, evaluation, read_json(layout.metrics("cluster"), f"cluster metrics (seed {seed})"), pretrain, records)
 
 
-def result_rows(outputs: list[SeedOutputs], reference: Optional[str]) -> list[dict]:
-    """Long format: one row per (table, method, representation, seed) with our test accuracy in % and the paper's."""
-    paper = PAPER_RESULTS.get(reference or "", {})
+def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: bool = False) -> list[dict]:
+    """Long format: one row per (table, method, representation, seed) with our test accuracy in % and the paper's.
+
+    `balanced`: mean per-class accuracy instead (long-tailed training splits); the paper has no such figure.
+    """
+    paper = {} if balanced else PAPER_RESULTS.get(reference or "", {})
+    suffix = "test_balanced_acc" if balanced else "test_acc"
     rows = []
     for out in outputs:
         def row(table: str, method: str, representation: str, key: str, paper_key: str) -> dict:
-            return {"table": table, "method": method, "representation": representation, "seed": out.seed,
-                    "test_acc": 100 * out.evaluation[method][key], "paper": paper.get(paper_key)}
+            return {"table": table, "metric": "balanced_accuracy" if balanced else "accuracy", "method": method,
+                    "representation": representation, "seed": out.seed,
+                    "test_acc": 100 * out.evaluation[method][f"{key}_{suffix}"], "paper": paper.get(paper_key)}
 
-        rows.append(row("II", "supervised", "–", "supervised_test_acc", "supervised"))
-        rows += [row("II", m, tap, f"linear_{tap}_test_acc", f"{m}/linear_{tap}") for m in METHODS for tap in TAPS]
-        rows += [row("III", m, FINETUNE, "finetune_test_acc", f"{m}/finetune") for m in METHODS]
+        rows.append(row("II", "supervised", "–", "supervised", "supervised"))
+        rows += [row("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in METHODS for tap in TAPS]
+        rows += [row("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in METHODS]
     return rows
 
 
@@ -133,7 +138,23 @@ def diagnostics(outputs: list[SeedOutputs], params) -> list[str]:
     ]
 
 
-def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> str:
+def balanced_section(rows: list[dict], ratio: float) -> list[str]:
+    """Mean per-class test accuracy, for long-tailed training splits (plain accuracy hides the tail classes)."""
+    supervised = summarize(cell_values(rows)[("supervised", "–")])
+    return [
+        f"## Balanced accuracy — long-tailed training split (imbalance ratio {ratio:g})",
+        "",
+        "Mean over classes of the per-class test accuracy (the test split is balanced and untouched); "
+        "per-class figures are in each evaluate run in MLflow.",
+        "",
+        *method_table(rows, [*TAPS, FINETUNE], None),
+        "",
+        f"Fully supervised baseline: {supervised}.",
+        "",
+    ]
+
+
+def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], balanced: list[dict]) -> str:
     params, reference = ctx.params, ctx.params.data.paper_reference
     seeds = [o.seed for o in outputs]
     supervised = summarize(cell_values(rows)[("supervised", "–")])
@@ -157,6 +178,7 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> s
         "",
         *method_table(rows, [FINETUNE], reference),
         "",
+        *(balanced_section(balanced, params.data.imbalance_ratio) if balanced else []),
         "## Per seed",
         "",
         *per_seed_table(rows, seeds),
@@ -201,25 +223,31 @@ def figures(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> 
     plots.close(loss)
 
 
+def summary_metrics(rows: list[dict], prefix: str = "") -> dict[str, float]:
+    """MLflow metrics of the comparison run: mean and CI half-width of every cell."""
+    metrics = {}
+    for (method, rep), values in cell_values(rows).items():
+        summary = summarize(values)
+        key = f"{prefix}{method}/{rep.replace('–', 'test').replace('-', '')}"
+        metrics[f"{key}/mean"] = summary.mean
+        if not math.isnan(summary.half_width):
+            metrics[f"{key}/ci95"] = summary.half_width
+    return metrics
+
+
 def compare(ctx: StageContext) -> str:
     root = Layout(ctx.layout.root)
     outputs = [read_seed(root.for_seed(seed)) for seed in ctx.params.seeds]
     rows = result_rows(outputs, ctx.params.data.paper_reference)
-    text = render(ctx, outputs, rows)
+    balanced = result_rows(outputs, None, balanced=True) if ctx.params.data.imbalance_ratio > 1 else []
+    text = render(ctx, outputs, rows, balanced)
     figures(ctx, outputs, rows)
     results_md, results_csv = root.results / "results.md", root.results / "results.csv"
     write_text(results_md, text)
-    write_csv(results_csv, rows)
+    write_csv(results_csv, rows + balanced)
     with stage_run(STAGE, ctx.params) as tracker:
         link_runs(tracker.run_id, [rec["run_id"] for o in outputs for rec in o.records.values()])
-        metrics = {}
-        for (method, rep), values in cell_values(rows).items():
-            summary = summarize(values)
-            key = f"{method}/{rep.replace('–', 'test').replace('-', '')}"
-            metrics[f"{key}/mean"] = summary.mean
-            if not math.isnan(summary.half_width):
-                metrics[f"{key}/ci95"] = summary.half_width
-        tracker.log_metrics(metrics)
+        tracker.log_metrics(summary_metrics(rows) | summary_metrics(balanced, "balanced/"))
         for name in ("results.md", "results.csv", "accuracy_by_seed.png", "pretrain_loss.png"):
             tracker.log_artifact(root.results / name)
     return text

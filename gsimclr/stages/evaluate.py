@@ -29,10 +29,19 @@ STAGE = "evaluate"
 Fetch = Callable[[np.ndarray], torch.Tensor]
 
 
-def accuracy(model: nn.Module, fetch: Fetch, labels: torch.Tensor, indices: np.ndarray) -> float:
+def predict(model: nn.Module, fetch: Fetch, indices: np.ndarray) -> torch.Tensor:
     model.eval()
-    predictions = map_batches(lambda chunk: model(fetch(indices[chunk])).argmax(1).cpu(), len(indices), 512)
-    return float((predictions == labels[indices]).float().mean())
+    return map_batches(lambda chunk: model(fetch(indices[chunk])).argmax(1).cpu(), len(indices), 512)
+
+
+def accuracy(model: nn.Module, fetch: Fetch, labels: torch.Tensor, indices: np.ndarray) -> float:
+    return float((predict(model, fetch, indices) == labels[indices]).float().mean())
+
+
+def class_accuracies(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> np.ndarray:
+    """Recall of every class (what a long-tailed training split hurts first)."""
+    hits = np.bincount(labels.numpy(), weights=(predictions == labels).numpy(), minlength=n_classes)
+    return hits / np.maximum(np.bincount(labels.numpy(), minlength=n_classes), 1)
 
 
 def probe_loop(ctx: StageContext, method: str, name: str, cfg: ProbeConfig) -> LoopConfig:
@@ -80,8 +89,12 @@ class ClassifierTrainer:
             ),
             loop,
         )
-        test = accuracy(model, fetch_test, self.data.test_y, np.arange(len(self.data.test_y)))
-        return {f"{name}_test_acc": test, f"{name}_val_acc": result.best["val_acc"], f"{name}_best_epoch": result.best_epoch}
+        predictions = predict(model, fetch_test, np.arange(len(self.data.test_y)))
+        per_class = class_accuracies(predictions, self.data.test_y, self.data.num_classes)
+        self.tracker.log_metrics({f"{name}/test_acc_{label}": acc for label, acc in zip(self.data.classes, per_class)})
+        return {f"{name}_test_acc": float((predictions == self.data.test_y).float().mean()),
+                f"{name}_test_balanced_acc": float(per_class.mean()),
+                f"{name}_val_acc": result.best["val_acc"], f"{name}_best_epoch": result.best_epoch}
 
 
 def load_pretrained(ctx: StageContext, method: str, channels: int) -> SimCLRNet:

@@ -1,0 +1,41 @@
+"""Long-tailed training splits (the setting G-SimCLR is motivated by) and their balanced-accuracy report."""
+
+import numpy as np
+from typer.testing import CliRunner
+
+from conftest import TINY_PARAMS, write_params
+from gsimclr.cli import app
+from gsimclr.config import DataConfig
+from gsimclr.data import load_dataset, long_tailed_counts, long_tailed_indices
+
+
+def test_exponential_profile_from_the_smallest_class():
+    np.testing.assert_array_equal(long_tailed_counts(np.array([100, 120, 100, 130, 100]), 10), [100, 56, 31, 17, 10])
+    assert long_tailed_counts(np.array([3, 3, 3]), 100).min() == 1  # every class keeps an image
+
+
+def test_long_tailed_split_is_seeded_and_leaves_the_test_split_alone():
+    balanced = load_dataset(DataConfig(image_size=8))
+    tailed = load_dataset(DataConfig(image_size=8, imbalance_ratio=10))
+    counts = np.bincount(tailed.train_y.numpy())
+    assert counts[-1] == counts[0] // 10 and np.all(np.diff(counts) <= 0)
+    assert len(tailed.train_y) < len(balanced.train_y)
+    assert (tailed.test_y == balanced.test_y).all() and (tailed.test_x == balanced.test_x).all()
+    labels = balanced.train_y.numpy()
+    np.testing.assert_array_equal(long_tailed_indices(labels, 10, 0), long_tailed_indices(labels, 10, 0))
+    assert not np.array_equal(long_tailed_indices(labels, 10, 0), long_tailed_indices(labels, 10, 1))
+
+
+def test_compare_reports_balanced_accuracy_on_a_long_tailed_split(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", dict(TINY_PARAMS, data={**TINY_PARAMS["data"], "imbalance_ratio": 5}))
+    runner = CliRunner()
+    for command in (["train"], ["cluster"], ["pretrain", "--method", "simclr"], ["pretrain", "--method", "gsimclr"],
+                    ["evaluate", "--method", "simclr"], ["evaluate", "--method", "gsimclr"],
+                    ["evaluate", "--method", "supervised"], ["compare"]):
+        result = runner.invoke(app, ["--params", str(params), "--device", "cpu", *command])
+        assert result.exit_code == 0, f"{command}: {result.output}"
+    results = (tmp_path / "results" / "results.md").read_text()
+    assert "Balanced accuracy — long-tailed training split (imbalance ratio 5)" in results
+    rows = (tmp_path / "results" / "results.csv").read_text().splitlines()
+    assert sum(",balanced_accuracy," in row for row in rows) == sum(",accuracy," in row for row in rows) == 9
