@@ -63,6 +63,9 @@ class AutoencoderConfig(Section):
 
 
 class ClusterConfig(Section):
+    features: Literal["autoencoder", "pixels"] = "autoencoder"
+    """What k-means clusters: the autoencoder's pooled bottleneck (the paper), or raw pixels (a
+    baseline that asks whether the autoencoder earns its cost)."""
     k: int = Field(default=64, ge=2)
     n_init: PositiveInt = 10
     tsne_points: int = Field(default=2000, ge=10)

@@ -28,3 +28,13 @@ def test_same_seed_gives_identical_pseudo_labels(tmp_path, monkeypatch):
     second = run_once(tmp_path / "b", monkeypatch)
     assert first == second
     assert run_once(tmp_path / "c", monkeypatch, seed=1) != first
+
+
+def test_pixel_baseline_pseudo_labels_need_no_autoencoder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = load_params(write_params(tmp_path / "params.yaml",
+                                      dict(TINY_PARAMS, cluster={**TINY_PARAMS["cluster"], "features": "pixels"})))
+    layout = Layout().for_seed(0)
+    metrics = cluster(StageContext(params, 0, layout, torch.device("cpu")))
+    assert not layout.autoencoder.exists() and metrics["clusters"] == TINY_PARAMS["cluster"]["k"]
+    assert len(layout.pseudo_labels.read_text().splitlines()) == 1 + 1437

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.manifold import TSNE
 
 from gsimclr import plots
@@ -34,6 +35,16 @@ def load_autoencoder(ctx: StageContext) -> DenoisingAutoencoder:
     return model.to(ctx.device).eval()
 
 
+def image_features(ctx: StageContext, images: torch.Tensor) -> np.ndarray:
+    """One row per training image: pooled autoencoder bottleneck, or raw pixels for the baseline."""
+    if ctx.params.cluster.features == "pixels":
+        return to_float(images).flatten(1).numpy().astype(np.float64)
+    model = load_autoencoder(ctx)
+    images = images.to(ctx.device)
+    features = map_batches(lambda idx: model.features(to_float(images[idx])).cpu(), len(images), 256, "features")
+    return features.numpy().astype(np.float64)
+
+
 def sampler_preview(pseudo: np.ndarray, true: np.ndarray, batch_size: int, seed: int) -> dict[str, float]:
     """One epoch of random vs guided batches, measured against pseudo and true labels (diagnostic).
 
@@ -55,10 +66,7 @@ def cluster(ctx: StageContext) -> dict[str, float]:
     data = load_dataset(params.data)
     if cfg.k > len(data.train_x):
         raise UserError(f"cluster.k={cfg.k} is larger than the {len(data.train_x)} training images")
-    model = load_autoencoder(ctx)
-    images = data.train_x.to(ctx.device)
-    features = map_batches(lambda idx: model.features(to_float(images[idx])).cpu(), len(images), 256, "features")
-    features = features.numpy().astype(np.float64)
+    features = image_features(ctx, data.train_x)
     pseudo, inertia = kmeans_pseudo_labels(features, cfg.k, cfg.n_init, ctx.seed)
     true = data.train_y.numpy()
 
