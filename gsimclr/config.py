@@ -112,6 +112,16 @@ class PretrainConfig(Section):
     """Compile the network with torch.compile (pays a one-off compile time; worth it on GPUs)."""
 
 
+class GuidanceConfig(Section):
+    """How the G-SimCLR arm uses its pseudo labels (the SimCLR arm never sees them)."""
+
+    batches: Literal["guided", "random"] = "guided"
+    """guided: the paper's batches stratified by pseudo label; random: plain SimCLR batches (to test a loss option alone)."""
+    false_negatives: Literal["keep", "cancel", "attract"] = "keep"
+    """Same-pseudo-label images in a batch: keep as negatives (the paper), cancel them from the NT-Xent
+    denominator, or attract them as extra positives."""
+
+
 class ProbeConfig(Section):
     """One supervised training run: linear probe, fine-tuning or the supervised baseline."""
 
@@ -137,6 +147,7 @@ class Params(Section):
     cluster: ClusterConfig = ClusterConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
+    guidance: GuidanceConfig = GuidanceConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     checkpoint_every: PositiveInt = 1
     """Epochs between resume checkpoints of every training stage (operational: no stage re-runs when it changes)."""

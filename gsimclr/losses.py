@@ -6,28 +6,48 @@ choices of `ids` (pseudo labels, true labels for a SupCon bound) reuse the same 
 
 from __future__ import annotations
 
+from typing import Literal, Optional
+
 import torch
 import torch.nn.functional as F
 
+FalseNegatives = Literal["keep", "cancel", "attract"]
 
-def contrastive_loss(z: torch.Tensor, ids: torch.Tensor, temperature: float) -> torch.Tensor:
+
+def contrastive_loss(z: torch.Tensor, ids: torch.Tensor, temperature: float,
+                     hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean over anchors of -mean_{p in positives} log softmax_{k != anchor}(cos(z_a, z_k) / T)_p.
 
     `z` is (M, D); `ids` is (M,), and samples sharing an id are positives of each other. Every other
-    sample, the anchor excluded, is in the denominator, as in Eq. (1) of the paper.
+    sample, the anchor excluded, is in the denominator, as in Eq. (1) of the paper, except the pairs
+    `hidden` (M, M) marks (suspected false negatives), which are left out of it.
     """
     z = F.normalize(z, dim=1)
     logits = z @ z.T / temperature
     self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positives = (ids[:, None] == ids[None, :]) & ~self_mask
+    removed = self_mask if hidden is None else self_mask | (hidden & ~positives)
+    logits = logits.masked_fill(removed, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     per_anchor = log_prob.masked_fill(~positives, 0.0).sum(1) / positives.sum(1).clamp(min=1)
     return -per_anchor.mean()
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """SimCLR's NT-Xent over 2N projections: z1[i] and z2[i] are the two views of image i."""
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, pseudo_labels: Optional[torch.Tensor] = None,
+            false_negatives: FalseNegatives = "keep") -> torch.Tensor:
+    """SimCLR's NT-Xent over 2N projections: z1[i] and z2[i] are the two views of image i.
+
+    With pseudo labels, images of the anchor's cluster are treated as false negatives: `cancel`
+    drops them from the denominator (false-negative elimination), `attract` makes them extra
+    positives (supervised-contrastive style, with pseudo labels in place of classes).
+    """
     n = len(z1)
     ids = torch.arange(n, device=z1.device).repeat(2)
-    return contrastive_loss(torch.cat([z1, z2]), ids, temperature)
+    if false_negatives == "keep":
+        return contrastive_loss(torch.cat([z1, z2]), ids, temperature)
+    if pseudo_labels is None:
+        raise ValueError(f"false_negatives={false_negatives!r} needs pseudo labels")
+    clusters = pseudo_labels.to(z1.device).repeat(2)
+    if false_negatives == "attract":
+        return contrastive_loss(torch.cat([z1, z2]), clusters, temperature)
+    return contrastive_loss(torch.cat([z1, z2]), ids, temperature, hidden=clusters[:, None] == clusters[None, :])

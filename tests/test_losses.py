@@ -54,3 +54,38 @@ def test_more_positives_average_over_them():
         positives = [k for k in others if ids[k] == ids[i]]
         expected += -sum(logits[i, p] - log_den for p in positives) / len(positives)
     assert contrastive_loss(z, ids, 0.2).item() == pytest.approx((expected / 6).item(), rel=1e-10)
+
+
+def reference_cancelled(z1, z2, temperature, clusters):
+    """Per-pair transcription: the anchor's other-view positive over all but same-cluster negatives."""
+    z, n = torch.cat([z1, z2]), len(z1)
+    labels = clusters.repeat(2)
+    total = 0.0
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        sim = lambda a, b: F.cosine_similarity(z[a], z[b], dim=0) / temperature  # noqa: E731
+        kept = [k for k in range(2 * n) if k != i and (k == j or labels[k] != labels[i])]
+        total = total - torch.log(torch.exp(sim(i, j)) / sum(torch.exp(sim(i, k)) for k in kept))
+    return total / (2 * n)
+
+
+def test_false_negative_cancellation_matches_its_transcription():
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    clusters = torch.tensor([0, 0, 1, 2, 2, 2])
+    torch.testing.assert_close(nt_xent(z1, z2, 0.2, clusters, "cancel"), reference_cancelled(z1, z2, 0.2, clusters))
+    assert nt_xent(z1, z2, 0.2, clusters, "cancel") < nt_xent(z1, z2, 0.2)  # fewer negatives, lower loss
+
+
+def test_distinct_pseudo_labels_leave_nt_xent_unchanged_and_shared_ones_attract():
+    g = torch.Generator().manual_seed(4)
+    z1, z2 = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    distinct = torch.arange(5)
+    for mode in ("cancel", "attract"):
+        torch.testing.assert_close(nt_xent(z1, z2, 0.5, distinct, mode), nt_xent(z1, z2, 0.5))
+    shared = torch.tensor([0, 0, 1, 1, 1])
+    expected = contrastive_loss(torch.cat([z1, z2]), shared.repeat(2), 0.5)
+    torch.testing.assert_close(nt_xent(z1, z2, 0.5, shared, "attract"), expected)
+    assert not torch.isclose(expected, nt_xent(z1, z2, 0.5))
+    with pytest.raises(ValueError):
+        nt_xent(z1, z2, 0.5, None, "cancel")

@@ -54,6 +54,8 @@ def make_sampler(ctx: StageContext, method: str, n_images: int) -> tuple[BatchSa
     if method == "simclr":
         return RandomBatchSampler(n_images, batch_size, ctx.seed), None
     pseudo = read_pseudo_labels(ctx, n_images)
+    if ctx.params.guidance.batches == "random":
+        return RandomBatchSampler(n_images, batch_size, ctx.seed), pseudo
     return GuidedBatchSampler(pseudo, batch_size, ctx.seed), pseudo
 
 
@@ -77,12 +79,16 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * len(sampler))
 
+    false_negatives = params.guidance.false_negatives if method == "gsimclr" else "keep"
+
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
         local, sizes = world.shard(idx)
         x = to_float(images[local])
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
-        return {"loss": nt_xent(world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature)}
+        clusters = torch.as_tensor(pseudo[idx]) if false_negatives != "keep" else None
+        loss = nt_xent(world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature, clusters, false_negatives)
+        return {"loss": loss}
 
     def diagnostics(batches: list[np.ndarray]) -> dict[str, float]:
         _, same_class = batch_stats(batches, true_labels)
@@ -95,7 +101,7 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     loop = LoopConfig(
         desc=name, epochs=cfg.epochs, seed=ctx.seed + RANK_SEED_STRIDE * world.rank, checkpoint=ctx.resume_path(name),
         checkpoint_every=params.checkpoint_every, writer=world.is_main,
-        config_hash=ctx.config_hash("data", "model", "pretrain") + f"{method}-world{world.size}",
+        config_hash=ctx.config_hash("data", "model", "pretrain", "guidance") + f"{method}-world{world.size}",
     )
     with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main) as tracker:
         result = fit(
