@@ -19,7 +19,8 @@ from gsimclr.errors import DiskFullError, TrainingDivergedError, UserError
 
 app = typer.Typer(
     help="G-SimCLR: SimCLR with pseudo-label-guided batches, as a reproducible, tracked pipeline.\n\n"
-    "Stages run in order: train -> cluster -> pretrain -> evaluate -> compare (dvc repro runs them all).",
+    "Stages run in order: train -> cluster -> pretrain -> evaluate -> compare (dvc repro runs them all, "
+    "once per seed); `gsimclr study FILE` runs a parameter set from pipelines/ as a DVC experiment.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

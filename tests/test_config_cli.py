@@ -71,7 +71,7 @@ def test_unknown_device_and_unknown_method(tiny_params):
 
 
 def test_every_subcommand_has_help_with_an_example():
-    for command in ("train", "cluster", "pretrain", "evaluate", "compare"):
+    for command in ("train", "cluster", "pretrain", "evaluate", "compare", "study"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Example: gsimclr" in result.output
 
