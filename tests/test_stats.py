@@ -43,3 +43,15 @@ def test_pairing_needs_the_same_seeds():
         paired_difference([1.0, 2.0], [1.0])
     with pytest.raises(ValueError):
         summarize([])
+
+
+def test_collapsed_pretraining_runs_are_named():
+    from gsimclr.stages.compare import SeedOutputs, collapse_warning, collapsed_runs
+
+    def seed(number, simclr_loss, gsimclr_loss):
+        return SeedOutputs(number, {}, {}, {"simclr": {"loss": simclr_loss}, "gsimclr": {"loss": gsimclr_loss}}, {})
+
+    outputs = [seed(0, 4.82, 2.8), seed(1, 1.9, 4.82), seed(2, 3.1, 2.0)]  # ln(127) = 4.844
+    assert collapsed_runs(outputs, 64) == ["SimCLR seed 0", "G-SimCLR seed 1"]
+    assert "Collapsed pretraining" in collapse_warning(outputs, 64)[0]
+    assert collapse_warning([seed(0, 3.0, 2.9)], 64) == []

@@ -113,6 +113,27 @@ def per_seed_table(rows: list[dict], seeds: list[int]) -> list[str]:
     return lines
 
 
+COLLAPSE_SHARE = 0.98
+"""A run whose final NT-Xent loss is this close to ln(2B - 1) has collapsed (all embeddings alike)."""
+
+
+def collapsed_runs(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
+    """`method seed N` for every pretraining run that ended at the loss of identical embeddings."""
+    chance = math.log(2 * batch_size - 1)
+    return [f"{LABELS[m]} seed {o.seed}" for m in METHODS for o in outputs
+            if o.pretrain[m]["loss"] >= COLLAPSE_SHARE * chance]
+
+
+def collapse_warning(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
+    collapsed = collapsed_runs(outputs, batch_size)
+    if not collapsed:
+        return []
+    return [f"**Collapsed pretraining:** {', '.join(collapsed)} ended with an NT-Xent loss within "
+            f"{1 - COLLAPSE_SHARE:.0%} of ln(2B − 1) = {math.log(2 * batch_size - 1):.3f}, the loss of identical "
+            "embeddings: those representations carry (almost) no information, and the averages above include them. "
+            "A lower `pretrain.lr` usually avoids it.", ""]
+
+
 def diagnostics(outputs: list[SeedOutputs], params) -> list[str]:
     """Pseudo-label quality and false negatives per batch, averaged over seeds (true labels only measure)."""
     def mean(values) -> Summary:
@@ -168,6 +189,7 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], bala
         "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
         "noise when its interval contains zero.",
         "",
+        *collapse_warning(outputs, params.pretrain.batch_size),
         "## Table II — linear evaluation on frozen representations",
         "",
         *method_table(rows, list(TAPS), reference),
