@@ -130,7 +130,7 @@ def collapse_warning(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
         return []
     return [f"**Collapsed pretraining:** {', '.join(collapsed)} ended with an NT-Xent loss within "
             f"{1 - COLLAPSE_SHARE:.0%} of ln(2B − 1) = {math.log(2 * batch_size - 1):.3f}, the loss of identical "
-            "embeddings: those representations carry (almost) no information, and the averages above include them. "
+            "embeddings: those representations carry (almost) no information, and the averages below include them. "
             "A lower `pretrain.lr` usually avoids it.", ""]
 
 
