@@ -22,6 +22,7 @@ TINY_PARAMS = {
     "model": {"backbone": "cifar_resnet", "blocks_per_stage": 1, "head_dims": [32, 16, 8]},
     "pretrain": {"epochs": 2, "batch_size": 16, "lr": 0.01,
                  "augment": {"crop_scale": [0.5, 1.0], "flip": False, "grayscale_p": 0.0}},
+    "guidance": {"batches": "guided", "false_negatives": "keep"},
     "evaluate": {
         "linear": {"epochs": 2, "patience": 2, "batch_size": 128},
         "finetune": {"epochs": 1, "patience": 1, "batch_size": 64},

@@ -81,3 +81,12 @@ def test_study_runs_end_to_end_on_fixture_data(tmp_path, monkeypatch, name):
         assert result.exit_code == 0, f"{command}: {result.output}"
     results = (tmp_path / "results" / "results.md").read_text()
     assert "paper SimCLR" in results and "Fully supervised baseline" in results
+
+
+@pytest.mark.parametrize("name", ["params.yaml", *[f"pipelines/{s}.yaml" for s in STUDIES]])
+def test_every_params_section_dvc_tracks_is_in_each_parameter_set(name):
+    """DVC refuses to run a stage whose `params:` names a section the file lacks."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    tracked = {entry.split(".")[0] for stage in stages.values()
+               for entry in (stage.get("do", stage).get("params") or []) if isinstance(entry, str)}
+    assert tracked <= set(yaml.safe_load((REPO / name).read_text()))
