@@ -31,6 +31,13 @@ TINY_PARAMS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def isolated_tracking_uri(monkeypatch):
+    """`mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: without this, an in-process CLI test would
+    point the subprocesses of later tests at its own (temporary) store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
