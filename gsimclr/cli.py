@@ -11,7 +11,8 @@ import shlex
 import subprocess
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from contextlib import contextmanager
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 
@@ -41,9 +42,22 @@ class EvalMethod(str, Enum):
 RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore a resume checkpoint and train from scratch.")]
 
 
-def _run(ctx: typer.Context, stage: Callable, *args, restart: bool = False) -> object:
-    """Build the stage context and run `stage`, turning known failures into exit codes without tracebacks."""
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn known failures into one line on stderr and their exit code, without a traceback."""
     try:
+        yield
+    except (UserError, TrainingDivergedError, DiskFullError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: re-run the same command to resume from the last checkpoint", err=True)
+        raise typer.Exit(130) from None
+
+
+def _run(ctx: typer.Context, stage: Callable, *args, restart: bool = False) -> object:
+    """Build the stage context and run `stage` with its errors reported."""
+    with reported_errors():
         from gsimclr.config import load_params
         from gsimclr.device import select_device
         from gsimclr.layout import Layout
@@ -55,12 +69,6 @@ def _run(ctx: typer.Context, stage: Callable, *args, restart: bool = False) -> o
             raise UserError(f"--seed {seed} is not one of params `seeds` {params.seeds}: add it there so `compare` sees it")
         device = select_device(ctx.obj["device"])
         return stage(StageContext(params, seed, Layout().for_seed(seed), device, restart), *args)
-    except (UserError, TrainingDivergedError, DiskFullError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: re-run the same command to resume from the last checkpoint", err=True)
-        raise typer.Exit(130) from None
 
 
 @app.callback()
@@ -162,11 +170,8 @@ def study(
     """
     from gsimclr.study import exp_run_command
 
-    try:
+    with reported_errors():
         command = exp_run_command(file, ctx.obj["params"], set_param, queue)
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     typer.echo(shlex.join(command))
     if not dry_run:
         raise typer.Exit(subprocess.run(command).returncode)

@@ -19,7 +19,12 @@ class Summary:
     n: int
 
     def __str__(self) -> str:
-        return f"{self.mean:.2f}" if math.isnan(self.half_width) else f"{self.mean:.2f} ± {self.half_width:.2f}"
+        return self.format()
+
+    def format(self, signed: bool = False) -> str:
+        """`mean ± half-width` in points; `signed` shows the sign of a difference."""
+        mean = f"{self.mean:+.2f}" if signed else f"{self.mean:.2f}"
+        return mean if math.isnan(self.half_width) else f"{mean} ± {self.half_width:.2f}"
 
     @property
     def excludes_zero(self) -> bool:

@@ -5,6 +5,12 @@ which is a documented difference, not what this test is about. What it checks is
 porting bug: gathering embeddings without autograd silently drops the other ranks' gradient paths.
 """
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -12,6 +18,7 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from conftest import TINY_PARAMS, write_params
 from gsimclr.distributed import World
 from gsimclr.losses import nt_xent
 from gsimclr.samplers import GuidedBatchSampler
@@ -106,14 +113,6 @@ def test_shards_cover_every_image_once_and_keep_global_batches_stratified():
 
 
 def test_torchrun_pretrains_data_parallel_and_only_rank_0_writes(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from conftest import TINY_PARAMS, write_params
-
     write_params(tmp_path / "params.yaml", TINY_PARAMS)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}

@@ -94,15 +94,11 @@ def method_table(rows: list[dict], representations: list[str], reference: Option
     for rep in representations:
         simclr, gsimclr = cells[("simclr", rep)], cells[("gsimclr", rep)]
         diff = paired_difference(gsimclr, simclr)
-        line = f"| {rep} | {summarize(simclr)} | {summarize(gsimclr)} | {diff.mean:+.2f}{_ci(diff)} | {verdict(diff, 'G-SimCLR', 'SimCLR')} |"
+        line = f"| {rep} | {summarize(simclr)} | {summarize(gsimclr)} | {diff.format(signed=True)} | {verdict(diff, 'G-SimCLR', 'SimCLR')} |"
         if reference:
             line += f" {_fmt(paper[('simclr', rep)])} | {_fmt(paper[('gsimclr', rep)])} |"
         lines.append(line)
     return lines
-
-
-def _ci(summary: Summary) -> str:
-    return "" if math.isnan(summary.half_width) else f" ± {summary.half_width:.2f}"
 
 
 def per_seed_table(rows: list[dict], seeds: list[int]) -> list[str]:
