@@ -80,6 +80,10 @@ class ModelConfig(Section):
     """resnet18/50 only: a 3x3 stride-1 stem without max-pool, for small images."""
     head_dims: list[PositiveInt] = Field(default=[256, 128, 50], min_length=3)
     """Projection head widths; P1 drops its last layer, P2 its last two, P3 is the backbone."""
+    head_batchnorm: bool = False
+    """BatchNorm before each hidden ReLU of the head, as SimCLR's own code has (the paper's Keras head has
+    none). Without it, lr >= 0.03 let a constant offset swamp ResNet-18's projections on the ImageNet
+    subset (cosine ~0.9998 between all images, loss stuck at ln(2B-1))."""
 
 
 class AugmentConfig(Section):

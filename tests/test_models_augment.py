@@ -9,13 +9,17 @@ from gsimclr.models.autoencoder import DenoisingAutoencoder
 from gsimclr.models.heads import SimCLRNet
 
 
+@pytest.mark.parametrize("head_batchnorm", [False, True])
 @pytest.mark.parametrize("backbone,size,feat", [("cifar_resnet", 16, 256), ("resnet18", 32, 512)])
-def test_representation_taps(backbone, size, feat):
-    net = SimCLRNet(ModelConfig(backbone=backbone, blocks_per_stage=1, head_dims=[256, 128, 50]), in_channels=3)
+def test_representation_taps(backbone, size, feat, head_batchnorm):
+    cfg = ModelConfig(backbone=backbone, blocks_per_stage=1, head_dims=[256, 128, 50], head_batchnorm=head_batchnorm)
+    net = SimCLRNet(cfg, in_channels=3)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in net.head.layers) == (2 if head_batchnorm else 0)
     taps = net.representations(torch.rand(4, 3, size, size))
     assert taps["P3"].shape == (4, feat)
     assert taps["P2"].shape == (4, 256)
     assert taps["P1"].shape == (4, 128)
+    assert taps["P2"].min() >= 0 and taps["P1"].min() >= 0  # tapped after the ReLUs, BatchNorm or not
     assert net(torch.rand(4, 3, size, size)).shape == (4, 50)
     # P1 is the head without its last layer: applying that layer to P1 gives the projection.
     torch.testing.assert_close(net.head.layers[-1](taps["P1"]), net.head(taps["P3"]))

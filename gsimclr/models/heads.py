@@ -12,15 +12,18 @@ TAPS = ("P1", "P2", "P3")
 
 
 class ProjectionHead(nn.Module):
-    """MLP `in_dim -> dims[0] -> ... -> dims[-1]` with ReLU between layers (paper: 256-128-50)."""
+    """MLP `in_dim -> dims[0] -> ... -> dims[-1]` with ReLU between layers (paper: 256-128-50), and
+    optionally BatchNorm before each ReLU (SimCLR's code)."""
 
-    def __init__(self, in_dim: int, dims: list[int]) -> None:
+    def __init__(self, in_dim: int, dims: list[int], batchnorm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_dim
         for i, out in enumerate(dims):
             layers.append(nn.Linear(width, out))
             if i < len(dims) - 1:
+                if batchnorm:
+                    layers.append(nn.BatchNorm1d(out))
                 layers.append(nn.ReLU(inplace=True))
             width = out
         self.layers = nn.Sequential(*layers)
@@ -50,7 +53,7 @@ class SimCLRNet(nn.Module):
     def __init__(self, cfg: ModelConfig, in_channels: int) -> None:
         super().__init__()
         self.backbone = build_backbone(cfg, in_channels)
-        self.head = ProjectionHead(self.backbone.out_dim, list(cfg.head_dims))
+        self.head = ProjectionHead(self.backbone.out_dim, list(cfg.head_dims), cfg.head_batchnorm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
