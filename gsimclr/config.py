@@ -121,9 +121,23 @@ class GuidanceConfig(Section):
 
     batches: Literal["guided", "random"] = "guided"
     """guided: the paper's batches stratified by pseudo label; random: plain SimCLR batches (to test a loss option alone)."""
-    false_negatives: Literal["keep", "cancel", "attract"] = "keep"
+    false_negatives: Literal["keep", "cancel", "attract", "debiased"] = "keep"
     """Same-pseudo-label images in a batch: keep as negatives (the paper), cancel them from the NT-Xent
-    denominator, or attract them as extra positives."""
+    denominator, or attract them as extra positives; debiased ignores pseudo labels and corrects the
+    denominator for the expected share `tau_plus` of same-class negatives (Chuang et al. 2020)."""
+    tau_plus: float = Field(default=0.1, ge=0.0, lt=1.0)
+    """debiased only: the class prior, the chance that a random negative shares the anchor's class
+    (1/C for C balanced classes)."""
+    refresh_every: NonNegativeInt = 0
+    """Every N epochs, re-cluster the model's own backbone embeddings with k-means (cluster.k) and guide
+    with those labels from then on (DeepCluster/PCL-style); 0 keeps the autoencoder's labels throughout."""
+
+    @model_validator(mode="after")
+    def _refresh_is_used(self) -> "GuidanceConfig":
+        if self.refresh_every and self.batches == "random" and self.false_negatives in ("keep", "debiased"):
+            raise ValueError("guidance.refresh_every needs pseudo labels to be used: batches: guided or "
+                             "false_negatives: cancel | attract")
+        return self
 
 
 class ProbeConfig(Section):

@@ -48,6 +48,14 @@ class World:
             parts = all_gather(padded)
         return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
+    def broadcast(self, values: np.ndarray, device: torch.device) -> np.ndarray:
+        """Rank 0's copy of an integer array on every rank (e.g. pseudo labels one rank computed)."""
+        if self.size == 1:
+            return values
+        tensor = torch.as_tensor(values, dtype=torch.int64, device=device)
+        dist.broadcast(tensor, src=0)
+        return tensor.cpu().numpy()
+
 
 def join_world(device: torch.device) -> World:
     """Join the process group `torchrun` describes in the environment; one process without it."""

@@ -14,7 +14,7 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Literal, Optional, Sequence, TypeVar
+from typing import Any, Callable, Generic, Literal, Optional, Protocol, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -26,6 +26,12 @@ from gsimclr.storage import load_torch, save_torch
 
 Batch = TypeVar("Batch")
 Metrics = dict[str, float]
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -77,6 +83,9 @@ class Training(Generic[Batch]):
     on_epoch: Optional[Callable[[int, Metrics], None]] = None
     run_id: Optional[str] = None
     """Stored in checkpoints so a resumed stage continues the same tracking run."""
+    state: Optional[Stateful] = None
+    """Anything besides model/optimizer/scheduler that an epoch changes (e.g. refreshed pseudo labels):
+    checkpointed with them, so a resumed run continues from the same state."""
 
 
 def resumable_run_id(loop: LoopConfig) -> Optional[str]:
@@ -118,6 +127,8 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
         run.optimizer.load_state_dict(state["optimizer"])
         if run.scheduler is not None:
             run.scheduler.load_state_dict(state["scheduler"])
+        if run.state is not None:
+            run.state.load_state_dict(state["extra"])
         history, best_value, best_epoch = state["history"], state["best_value"], state["best_epoch"]
         best_state, bad_epochs, start = state["best_state"], state["bad_epochs"], state["epoch"] + 1
         tqdm.write(f"{loop.desc}: resuming from {loop.checkpoint} after epoch {state['epoch']}")
@@ -181,6 +192,7 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
                     "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
                     "history": history, "best_value": best_value, "best_epoch": best_epoch,
                     "best_state": best_state, "bad_epochs": bad_epochs, "run_id": run.run_id,
+                    "extra": run.state.state_dict() if run.state is not None else None,
                 },
                 loop.checkpoint,
             )

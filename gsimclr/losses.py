@@ -6,12 +6,13 @@ choices of `ids` (pseudo labels, true labels for a SupCon bound) reuse the same 
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
 
-FalseNegatives = Literal["keep", "cancel", "attract"]
+FalseNegatives = Literal["keep", "cancel", "attract", "debiased"]
 
 
 def contrastive_loss(z: torch.Tensor, ids: torch.Tensor, temperature: float,
@@ -33,18 +34,42 @@ def contrastive_loss(z: torch.Tensor, ids: torch.Tensor, temperature: float,
     return -per_anchor.mean()
 
 
+def debiased_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, tau_plus: float) -> torch.Tensor:
+    """Debiased contrastive loss (Chuang et al. 2020, Eq. 8), the unlabelled answer to false negatives.
+
+    The sum over the M = 2N - 2 negatives is replaced by (sum - M·tau_plus·pos) / (1 - tau_plus), its
+    expectation over true negatives when a share `tau_plus` of them share the anchor's class, clamped at
+    its minimum M·e^(-1/T). With tau_plus = 0 it is NT-Xent. Exponents are shifted by the largest possible
+    logit 1/T (cosine <= 1), which leaves the loss unchanged and keeps exp finite for small T.
+    """
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    m = len(z)
+    sim = torch.exp((z @ z.T - 1.0) / temperature)
+    anchor = torch.arange(m, device=z.device)
+    partner = (anchor + m // 2) % m
+    positive = sim[anchor, partner]
+    negatives = sim.masked_fill(torch.eye(m, dtype=torch.bool, device=z.device), 0.0).sum(1) - positive
+    n_neg = m - 2
+    corrected = (negatives - n_neg * tau_plus * positive) / (1.0 - tau_plus)
+    corrected = corrected.clamp(min=n_neg * math.exp(-2.0 / temperature))  # M·e^(-1/T), shifted by 1/T
+    return (torch.log(positive + corrected) - torch.log(positive)).mean()
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, pseudo_labels: Optional[torch.Tensor] = None,
-            false_negatives: FalseNegatives = "keep") -> torch.Tensor:
+            false_negatives: FalseNegatives = "keep", tau_plus: float = 0.1) -> torch.Tensor:
     """SimCLR's NT-Xent over 2N projections: z1[i] and z2[i] are the two views of image i.
 
     With pseudo labels, images of the anchor's cluster are treated as false negatives: `cancel`
     drops them from the denominator (false-negative elimination), `attract` makes them extra
-    positives (supervised-contrastive style, with pseudo labels in place of classes).
+    positives (supervised-contrastive style, with pseudo labels in place of classes). `debiased`
+    needs no labels: it corrects the denominator for an assumed class prior `tau_plus`.
     """
     n = len(z1)
     ids = torch.arange(n, device=z1.device).repeat(2)
     if false_negatives == "keep":
         return contrastive_loss(torch.cat([z1, z2]), ids, temperature)
+    if false_negatives == "debiased":
+        return debiased_nt_xent(z1, z2, temperature, tau_plus)
     if pseudo_labels is None:
         raise ValueError(f"false_negatives={false_negatives!r} needs pseudo labels")
     clusters = pseudo_labels.to(z1.device).repeat(2)

@@ -25,12 +25,21 @@ def with_change(section: str, key: str, value) -> dict:
     ("pretrain", "lr", -0.1, "pretrain.lr: Input should be greater than 0"),
     ("cluster", "k", 0, "cluster.k: Input should be greater than or equal to 2"),
     ("data", "name", "mnist", "data.name: Input should be 'digits', 'cifar10' or 'imagefolder'"),
+    ("guidance", "tau_plus", 1.0, "guidance.tau_plus: Input should be less than 1"),
+    ("guidance", "refresh_every", -2, "guidance.refresh_every: Input should be greater than or equal to 0"),
 ])
 def test_bad_params_name_the_key(tmp_path, section, key, value, expected):
     path = write_params(tmp_path / "params.yaml", with_change(section, key, value))
     with pytest.raises(UserError) as error:
         load_params(path)
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_refreshing_labels_nothing_uses_is_refused(tmp_path):
+    params = with_change("guidance", "refresh_every", 5)
+    params["guidance"].update(batches="random", false_negatives="debiased")
+    with pytest.raises(UserError, match="guidance.refresh_every needs pseudo labels to be used"):
+        load_params(write_params(tmp_path / "params.yaml", params))
 
 
 def test_cli_config_error_exits_2_without_traceback(tmp_path):

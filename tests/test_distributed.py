@@ -98,6 +98,20 @@ def test_the_check_catches_a_local_loss_and_a_gather_without_autograd(tmp_path):
     torch.testing.assert_close(grads[0], reference_grads[0] / 2, atol=1e-5, rtol=1e-4)  # ... the gradients are not
 
 
+def broadcast_worker(rank: int, rendezvous: str, results: dict) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
+    own = np.arange(6) * (rank + 1) + 100 * rank  # each rank's own (different) k-means answer
+    results[rank] = World(rank, 2).broadcast(own, torch.device("cpu"))
+    dist.destroy_process_group()
+
+
+def test_every_rank_guides_with_rank_0s_pseudo_labels(tmp_path):
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(broadcast_worker, args=(str(tmp_path / "rendezvous"), results), nprocs=2, join=True)
+        assert np.array_equal(results[0], np.arange(6)) and np.array_equal(results[1], np.arange(6))
+
+
 def test_shards_cover_every_image_once_and_keep_global_batches_stratified():
     pseudo = np.repeat(np.arange(8), 5)  # 8 clusters of 5: with batch 8, one image per cluster per global batch
     sampler = GuidedBatchSampler(pseudo, 8, seed=0)

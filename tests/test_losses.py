@@ -89,3 +89,37 @@ def test_distinct_pseudo_labels_leave_nt_xent_unchanged_and_shared_ones_attract(
     assert not torch.isclose(expected, nt_xent(z1, z2, 0.5))
     with pytest.raises(ValueError):
         nt_xent(z1, z2, 0.5, None, "cancel")
+
+
+def reference_debiased(z1, z2, temperature, tau_plus):
+    """Per-anchor transcription of Chuang et al. (2020), Eq. 8, without the exponent shift."""
+    z, n = torch.cat([z1, z2]), len(z1)
+    sim = lambda a, b: torch.exp(F.cosine_similarity(z[a], z[b], dim=0) / temperature)  # noqa: E731
+    n_neg = 2 * n - 2
+    total = 0.0
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        negatives = sum(sim(i, k) for k in range(2 * n) if k not in (i, j))
+        g = max((negatives - n_neg * tau_plus * sim(i, j)) / (1 - tau_plus), n_neg * math.exp(-1 / temperature))
+        total = total - torch.log(sim(i, j) / (sim(i, j) + g))
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("tau_plus", [0.05, 0.2, 0.5])
+def test_debiased_loss_matches_its_transcription(tau_plus):
+    g = torch.Generator().manual_seed(5)
+    z1, z2 = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(nt_xent(z1, z2, 0.5, false_negatives="debiased", tau_plus=tau_plus),
+                               reference_debiased(z1, z2, 0.5, tau_plus))
+
+
+def test_debiased_loss_is_nt_xent_without_prior_and_clamps_when_negatives_are_far():
+    g = torch.Generator().manual_seed(6)
+    z1, z2 = torch.randn(7, 5, generator=g, dtype=torch.float64), torch.randn(7, 5, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(nt_xent(z1, z2, 0.1, false_negatives="debiased", tau_plus=0.0), nt_xent(z1, z2, 0.1))
+    # Two antipodal images with identical views: the corrected sum would be negative, so the clamp
+    # M·e^(-1/T) holds it, and the loss is log(1 + M·e^(-2/T)).
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
+    loss = nt_xent(z, z, 0.5, false_negatives="debiased", tau_plus=0.3)
+    assert loss.item() == pytest.approx(math.log(1 + 2 * math.exp(-4)), rel=1e-10)
+    assert loss.item() == pytest.approx(reference_debiased(z, z, 0.5, 0.3).item(), rel=1e-10)

@@ -1,4 +1,4 @@
-"""Speed options of `pretrain` that change numerics: bf16 autocast must still train (finite, decreasing loss)."""
+"""Options of `pretrain`: bf16 autocast must still train; every guidance option must reach the G-SimCLR arm only."""
 
 import json
 
@@ -19,21 +19,39 @@ def test_bf16_autocast_trains(tmp_path, monkeypatch):
     assert len(losses) == 3 and losses[-1] < losses[0]
 
 
-def run_pretrain(tmp_path, method: str, guidance: dict):
+def run_pretrain(tmp_path, method: str, guidance: dict, epochs: int = 1):
     params = write_params(tmp_path / "params.yaml",
-                          dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "epochs": 1}, guidance=guidance))
+                          dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "epochs": epochs}, guidance=guidance))
     return CliRunner().invoke(app, ["--params", str(params), "--device", "cpu", "pretrain", "--method", method])
+
+
+def write_arbitrary_pseudo_labels(tmp_path) -> None:
+    """Labels i mod 16 for the 1437 training images: no relation to the digits in them."""
+    labels = tmp_path / "artifacts" / "seed0" / "pseudo_labels.csv"
+    labels.parent.mkdir(parents=True, exist_ok=True)
+    labels.write_text("index,cluster\n" + "".join(f"{i},{i % 16}\n" for i in range(1437)))
 
 
 def test_guidance_options_apply_to_the_gsimclr_arm_only(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # SimCLR never reads pseudo labels, whatever the guidance section says
     assert run_pretrain(tmp_path, "simclr", {"false_negatives": "cancel"}).exit_code == 0
-    labels = tmp_path / "artifacts" / "seed0" / "pseudo_labels.csv"
-    labels.write_text("index,cluster\n" + "".join(f"{i},{i % 16}\n" for i in range(1437)))
+    write_arbitrary_pseudo_labels(tmp_path)
     losses = {}
-    for mode in ("keep", "cancel", "attract"):
+    for mode in ("keep", "cancel", "attract", "debiased"):
         result = run_pretrain(tmp_path, "gsimclr", {"batches": "random", "false_negatives": mode})
         assert result.exit_code == 0, result.output
         losses[mode] = json.loads((tmp_path / "metrics" / "seed0" / "pretrain_gsimclr.json").read_text())["loss"]
-    assert len(set(losses.values())) == 3  # the option reaches the loss
+    assert len(set(losses.values())) == 4  # the option reaches the loss
+
+
+def test_refreshed_pseudo_labels_come_from_the_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_arbitrary_pseudo_labels(tmp_path)
+    result = run_pretrain(tmp_path, "gsimclr", {"batches": "guided", "refresh_every": 1}, epochs=3)
+    assert result.exit_code == 0, result.output
+    log = (tmp_path / "checkpoints" / "seed0" / "pretrain_gsimclr.log.jsonl").read_text().splitlines()
+    nmi = [json.loads(line)["pseudo_label_nmi"] for line in log]
+    # epoch 1 is guided by the arbitrary table; from epoch 2 on, by k-means on the model's embeddings of
+    # digits, which agree with the true digits far better than i mod 16 does
+    assert nmi[0] < 0.05 and min(nmi[1:]) > nmi[0] + 0.2, nmi

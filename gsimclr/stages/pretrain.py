@@ -5,21 +5,23 @@ Under `torchrun` the same stage trains data-parallel (see `gsimclr.distributed`)
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
-import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from gsimclr import plots
 from gsimclr.augment import ViewAugment
+from gsimclr.clustering import cluster_quality
 from gsimclr.data import load_dataset, to_float
-from gsimclr.distributed import check_batch, join_world, wrap_model
-from gsimclr.engine import LoopConfig, Training, fit, resumable_run_id
-from gsimclr.errors import MissingUpstreamError, UserError
+from gsimclr.distributed import World, check_batch, join_world, wrap_model
+from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
+from gsimclr.errors import UserError
 from gsimclr.losses import nt_xent
 from gsimclr.models.heads import SimCLRNet
-from gsimclr.samplers import BatchSampler, GuidedBatchSampler, RandomBatchSampler, batch_stats
+from gsimclr.pseudo_labels import PseudoLabels, read_pseudo_labels
+from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
 from gsimclr.stages.context import StageContext, finish
 from gsimclr.storage import save_torch, write_csv, write_json
 from gsimclr.tracking import StageRun, stage_run
@@ -30,33 +32,34 @@ RANK_SEED_STRIDE = 1_000_003
 STAGE = "pretrain"
 
 
-def read_pseudo_labels(ctx: StageContext, n_images: int) -> np.ndarray:
-    path = ctx.layout.pseudo_labels
-    if not path.exists():
-        raise MissingUpstreamError(f"pseudo labels not found: {path} (run `gsimclr cluster` first)")
-    try:
-        table = pd.read_csv(path)
-        labels = table.sort_values("index")["cluster"].to_numpy(dtype=np.int64)
-        indices = table["index"].to_numpy()
-    except (KeyError, ValueError, pd.errors.ParserError):
-        raise UserError(f"{path}: expected columns index,cluster with integer values") from None
-    if len(labels) != n_images or set(indices) != set(range(n_images)):
-        raise UserError(f"{path} labels {len(labels)} images but the training split has {n_images} (re-run `gsimclr cluster`)")
-    if labels.min() < 0:
-        raise UserError(f"{path}: cluster ids must be non-negative")
-    return labels
+def guidance_labels(ctx: StageContext, net: SimCLRNet, images: torch.Tensor, world: World) -> PseudoLabels:
+    """The `cluster` stage's labels, refreshed from `net`'s own embeddings if `guidance.refresh_every` says so."""
+    params = ctx.params
+
+    def embed() -> np.ndarray:
+        net.eval()
+        rows = map_batches(lambda idx: F.normalize(net.backbone(to_float(images[idx])), dim=1).cpu(), len(images), 256)
+        return rows.numpy().astype(np.float64)
+
+    initial = read_pseudo_labels(ctx.layout.pseudo_labels, len(images))
+    return PseudoLabels(initial, params.guidance.refresh_every, params.cluster.k, params.cluster.n_init, ctx.seed,
+                        embed, share=lambda labels: world.broadcast(labels, ctx.device))
 
 
-def make_sampler(ctx: StageContext, method: str, n_images: int) -> tuple[BatchSampler, Optional[np.ndarray]]:
+def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabels]) -> Callable[[int], list[np.ndarray]]:
+    """Epoch -> batches: random for SimCLR (and `guidance.batches: random`), else stratified by the epoch's pseudo labels."""
     batch_size = ctx.params.pretrain.batch_size
-    if batch_size > n_images:
-        raise UserError(f"pretrain.batch_size={batch_size} is larger than the {n_images} training images")
-    if method == "simclr":
-        return RandomBatchSampler(n_images, batch_size, ctx.seed), None
-    pseudo = read_pseudo_labels(ctx, n_images)
-    if ctx.params.guidance.batches == "random":
-        return RandomBatchSampler(n_images, batch_size, ctx.seed), pseudo
-    return GuidedBatchSampler(pseudo, batch_size, ctx.seed), pseudo
+    random_batches = RandomBatchSampler(n_images, batch_size, ctx.seed).batches
+
+    def batches(epoch: int) -> list[np.ndarray]:
+        if labels is None:
+            return random_batches(epoch)
+        current = labels.for_epoch(epoch)
+        if ctx.params.guidance.batches == "random":
+            return random_batches(epoch)
+        return GuidedBatchSampler(current, batch_size, ctx.seed).batches(epoch)
+
+    return batches
 
 
 def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
@@ -66,35 +69,42 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     data = load_dataset(params.data)
     images = data.train_x.to(ctx.device)
     true_labels = data.train_y.numpy()  # measured, never trained on
-    sampler, pseudo = make_sampler(ctx, method, len(images))
-    if pseudo is not None and cfg.batch_size != params.cluster.k and world.is_main:
+    if cfg.batch_size > len(images):
+        raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
+    net = SimCLRNet(params.model, data.channels).to(ctx.device)
+    labels = guidance_labels(ctx, net, images, world) if method == "gsimclr" else None
+    if labels is not None and cfg.batch_size != params.cluster.k and world.is_main:
         print(f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
               "still spread every cluster as evenly as possible, but cannot hold exactly one image per cluster")
+    n_batches = len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed))
 
-    net = SimCLRNet(params.model, data.channels).to(ctx.device)
     if ctx.device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     model = wrap_model(torch.compile(net) if cfg.compile else net, world, ctx.device)
     augment = ViewAugment(cfg.augment)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * len(sampler))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * n_batches)
 
-    false_negatives = params.guidance.false_negatives if method == "gsimclr" else "keep"
+    guidance = params.guidance
+    false_negatives = guidance.false_negatives if method == "gsimclr" else "keep"
+    uses_labels = false_negatives in ("cancel", "attract")
 
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
         local, sizes = world.shard(idx)
         x = to_float(images[local])
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
-        clusters = torch.as_tensor(pseudo[idx]) if false_negatives != "keep" else None
-        loss = nt_xent(world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature, clusters, false_negatives)
+        clusters = torch.as_tensor(labels.current[idx]) if uses_labels else None
+        loss = nt_xent(world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature, clusters, false_negatives,
+                       guidance.tau_plus)
         return {"loss": loss}
 
     def diagnostics(batches: list[np.ndarray]) -> dict[str, float]:
         _, same_class = batch_stats(batches, true_labels)
         out = {"same_class_pairs_per_batch": same_class}
-        if pseudo is not None:
-            out["distinct_pseudo_labels_per_batch"], _ = batch_stats(batches, pseudo)
+        if labels is not None:
+            out["distinct_pseudo_labels_per_batch"], _ = batch_stats(batches, labels.current)
+            out["pseudo_label_nmi"] = cluster_quality(labels.current, true_labels)["nmi"]
         return out
 
     name = f"pretrain_{method}"
@@ -106,8 +116,9 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main) as tracker:
         result = fit(
             Training(
-                model=model, optimizer=optimizer, scheduler=scheduler, batches=sampler.batches, step=step,
-                batch_metrics=diagnostics, on_epoch=lambda e, m: tracker.log_metrics(m, step=e), run_id=tracker.run_id,
+                model=model, optimizer=optimizer, scheduler=scheduler, batches=epoch_batches(ctx, len(images), labels),
+                step=step, batch_metrics=diagnostics, on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
+                run_id=tracker.run_id, state=labels,
             ),
             loop,
         )
