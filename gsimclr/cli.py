@@ -155,6 +155,33 @@ def compare(ctx: typer.Context) -> None:
     typer.echo(f"compare the runs: {ui_command()}")
 
 
+class Metric(str, Enum):
+    accuracy = "accuracy"
+    balanced_accuracy = "balanced_accuracy"
+
+
+@app.command()
+def tabulate(
+    studies: Annotated[list[str], typer.Argument(help="LABEL=path/to/results.csv, one per study (e.g. one per DVC experiment).")],
+    metric: Annotated[Metric, typer.Option(help="balanced_accuracy: mean per-class accuracy (long-tailed runs).")] = Metric.accuracy,
+    representation: Annotated[list[str], typer.Option(
+        "--representation", "-r", help="Rows to show (repeatable): P1, P2, P3, fine-tune.")] = ["P1", "P2", "P3", "fine-tune"],
+    output: Annotated[Optional[Path], typer.Option(help="Also write the table to this file.")] = None,
+) -> None:
+    """Put several studies side by side: each one's guided arm against its own SimCLR arm, paired by seed.
+
+    Example: gsimclr tabulate paper=results/base/results.csv debiased=results/debiased/results.csv
+    """
+    from gsimclr.storage import write_text
+    from gsimclr.tabulate import tabulate as make_table
+
+    with reported_errors():
+        table = make_table(studies, metric.value, representation)
+        if output is not None:
+            write_text(output, table)
+    typer.echo(table, nl=False)
+
+
 @app.command()
 def study(
     ctx: typer.Context,
