@@ -121,7 +121,8 @@ def pretrain(
     from gsimclr.stages.pretrain import pretrain as run_pretrain
 
     metrics = _run(ctx, run_pretrain, method.value, restart=restart)
-    typer.echo(f"{method.value}: final NT-Xent loss {metrics['loss']:.4f}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once rather than once per process
+        typer.echo(f"{method.value}: final NT-Xent loss {metrics['loss']:.4f}")
 
 
 @app.command()

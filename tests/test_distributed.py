@@ -135,6 +135,7 @@ def test_torchrun_pretrains_data_parallel_and_only_rank_0_writes(tmp_path):
                              "gsimclr", "--device", "cpu", "pretrain", "--method", "simclr"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("simclr: final NT-Xent loss") == 1, result.stdout
     metrics = json.loads((tmp_path / "metrics" / "seed0" / "pretrain_simclr.json").read_text())
     assert metrics["processes"] == 2 and metrics["epochs"] == TINY_PARAMS["pretrain"]["epochs"]
     state = torch.load(tmp_path / "artifacts" / "seed0" / "pretrain_simclr.pt", weights_only=True)
