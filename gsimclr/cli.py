@@ -189,6 +189,8 @@ def study(
     file: Annotated[Path, typer.Argument(help="A complete parameter set, e.g. pipelines/imagenet5-cpu.yaml.")],
     set_param: Annotated[list[str], typer.Option(
         "--set-param", "-S", help="Extra Hydra override applied after the study, e.g. data.root=/data/imagenet-5-categories.")] = [],
+    name: Annotated[Optional[str], typer.Option(
+        "--name", "-n", help="Experiment name (default: the file's stem); give variants of one study names of their own.")] = None,
     queue: Annotated[bool, typer.Option(help="Queue the experiment (start it with `dvc queue start`) instead of running it now.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the dvc command and exit.")] = False,
 ) -> None:
@@ -199,7 +201,7 @@ def study(
     from gsimclr.study import exp_run_command
 
     with reported_errors():
-        command = exp_run_command(file, ctx.obj["params"], set_param, queue)
+        command = exp_run_command(file, ctx.obj["params"], set_param, queue, name)
     typer.echo(shlex.join(command))
     if not dry_run:
         raise typer.Exit(subprocess.run(command).returncode)

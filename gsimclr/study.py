@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -67,9 +67,14 @@ def overrides(study: Path, current: Path, extra: list[str] = ()) -> list[str]:
     return removed + [f"++{key}={hydra_value(value)}" for key, value in wanted.items()] + list(extra)
 
 
-def exp_run_command(study: Path, current: Path, extra: list[str] = (), queue: bool = False) -> list[str]:
-    """`dvc exp run` named after the study file, with every override as its own `-S`."""
-    command = ["dvc", "exp", "run", "--name", study.stem]
+def exp_run_command(study: Path, current: Path, extra: list[str] = (), queue: bool = False,
+                    name: Optional[str] = None) -> list[str]:
+    """`dvc exp run` named `name` (default: after the study file), with every override as its own `-S`.
+
+    DVC refuses a name an experiment of the same baseline already has, and only after running it, so
+    variants of one study (extra `-S`) need names of their own.
+    """
+    command = ["dvc", "exp", "run", "--name", name or study.stem]
     if queue:
         command.append("--queue")
     for override in overrides(study, current, extra):

@@ -41,6 +41,8 @@ def test_extra_overrides_win_and_the_command_is_a_named_queued_experiment(tmp_pa
     assert yaml.safe_load(target.read_text())["data"]["root"] == "/data/imagenet-5-categories"
     command = exp_run_command(study, REPO / "params.yaml", queue=True)
     assert command[:6] == ["dvc", "exp", "run", "--name", "imagenet5-cpu", "--queue"]
+    named = runner.invoke(app, ["study", str(study), "-S", extra[0], "--name", "lt10", "--dry-run"])
+    assert named.exit_code == 0 and named.output.startswith("dvc exp run --name lt10 -S "), named.output
 
 
 def test_a_study_with_a_typo_is_refused_before_dvc_runs(tmp_path):
