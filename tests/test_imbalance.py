@@ -26,9 +26,12 @@ def test_long_tailed_split_is_seeded_and_leaves_the_test_split_alone():
     assert not np.array_equal(long_tailed_indices(labels, 10, 0), long_tailed_indices(labels, 10, 1))
 
 
-def test_compare_reports_balanced_accuracy_on_a_long_tailed_split(tmp_path, monkeypatch):
+def test_compare_reports_balanced_accuracy_and_the_options_of_the_guided_arm(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = write_params(tmp_path / "params.yaml", dict(TINY_PARAMS, data={**TINY_PARAMS["data"], "imbalance_ratio": 5}))
+    # the guided arm also runs two options, so the report must say which arm it compares
+    params = write_params(tmp_path / "params.yaml", dict(
+        TINY_PARAMS, data={**TINY_PARAMS["data"], "imbalance_ratio": 5},
+        guidance={"batches": "guided", "false_negatives": "debiased", "tau_plus": 0.1, "refresh_every": 1}))
     runner = CliRunner()
     for command in (["train"], ["cluster"], ["pretrain", "--method", "simclr"], ["pretrain", "--method", "gsimclr"],
                     ["evaluate", "--method", "simclr"], ["evaluate", "--method", "gsimclr"],
@@ -37,5 +40,9 @@ def test_compare_reports_balanced_accuracy_on_a_long_tailed_split(tmp_path, monk
         assert result.exit_code == 0, f"{command}: {result.output}"
     results = (tmp_path / "results" / "results.md").read_text()
     assert "Balanced accuracy — long-tailed training split (imbalance ratio 5)" in results
+    assert ("G-SimCLR arm: guided batches, debiased NT-Xent (tau_plus=0.1); pseudo labels from k-means (k=16) on "
+            "autoencoder features, re-clustered from the model's own embeddings every 1 epochs. Training split "
+            "long-tailed (imbalance ratio 5).") in results
+    assert "- Pseudo labels re-clustered from the model: NMI " in results
     rows = (tmp_path / "results" / "results.csv").read_text().splitlines()
     assert sum(",balanced_accuracy," in row for row in rows) == sum(",accuracy," in row for row in rows) == 9

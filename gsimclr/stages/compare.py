@@ -144,12 +144,18 @@ def diagnostics(outputs: list[SeedOutputs], params) -> list[str]:
     distinct = mean(o.pretrain["gsimclr"]["distinct_pseudo_labels_per_batch"] for o in outputs)
     random_distinct = mean(o.cluster["random_distinct_pseudo_labels"] for o in outputs)
     losses = {m: mean(o.pretrain[m]["loss"] for o in outputs) for m in METHODS}
+    refreshed = []
+    if params.guidance.refresh_every and all("pseudo_label_nmi" in o.pretrain["gsimclr"] for o in outputs):
+        nmi = mean(o.pretrain["gsimclr"]["pseudo_label_nmi"] for o in outputs)
+        refreshed = [f"- Pseudo labels re-clustered from the model: NMI {nmi} at the last pretraining epoch "
+                     f"(the initial ones above: {cluster['nmi'].mean:.3f})."]
     return [
         f"- Pseudo labels (k={params.cluster.k}): NMI {cluster['nmi'].mean:.3f}, ARI {cluster['ari'].mean:.3f}, "
         f"purity {cluster['purity'].mean:.3f}; cluster sizes {cluster['size_min'].mean:.0f}–{cluster['size_max'].mean:.0f} (means over seeds).",
         f"- Same-class pairs per batch (pretrain.batch_size={params.pretrain.batch_size}, last pretraining epoch): "
         f"SimCLR {random_pairs}, G-SimCLR {guided_pairs}; the fewest any partition allows is {floor:.1f}, "
         f"so guidance removed {removed} of the false negatives perfect labels could remove.",
+        *refreshed,
         f"- Distinct pseudo labels per G-SimCLR batch: {distinct} (random batches of the same size: {random_distinct}).",
         f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
     ]
@@ -171,6 +177,24 @@ def balanced_section(rows: list[dict], ratio: float) -> list[str]:
     ]
 
 
+LOSS_WORDS = {
+    "keep": "NT-Xent (same-cluster images stay negatives, as the paper)",
+    "cancel": "NT-Xent without same-cluster negatives (cancelled)",
+    "attract": "NT-Xent with same-cluster images as extra positives (attracted)",
+}
+
+
+def arm_description(params) -> str:
+    """What the guided arm of this study did, so a results.md of an option study says which option it is."""
+    g, c = params.guidance, params.cluster
+    loss = f"debiased NT-Xent (tau_plus={g.tau_plus:g})" if g.false_negatives == "debiased" else LOSS_WORDS[g.false_negatives]
+    labels = f"k-means (k={c.k}) on {'raw pixels' if c.features == 'pixels' else 'autoencoder features'}"
+    if g.refresh_every:
+        labels += f", re-clustered from the model's own embeddings every {g.refresh_every} epochs"
+    split = f" Training split long-tailed (imbalance ratio {params.data.imbalance_ratio:g})." if params.data.imbalance_ratio > 1 else ""
+    return f"G-SimCLR arm: {g.batches} batches, {loss}; pseudo labels from {labels}.{split}"
+
+
 def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], balanced: list[dict]) -> str:
     params, reference = ctx.params, ctx.params.data.paper_reference
     seeds = [o.seed for o in outputs]
@@ -184,6 +208,8 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], bala
         "Test accuracy (%) of the model selected on the validation split (carved from the training data): "
         "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
         "noise when its interval contains zero.",
+        "",
+        arm_description(params),
         "",
         *collapse_warning(outputs, params.pretrain.batch_size),
         "## Table II — linear evaluation on frozen representations",
