@@ -64,7 +64,9 @@ def overrides(study: Path, current: Path, extra: list[str] = ()) -> list[str]:
     load_params(study)  # a study with a typo fails here, before DVC starts anything
     wanted, present = leaves(read_yaml(study)), leaves(read_yaml(current))
     removed = [f"~{key}" for key in present if key not in wanted and not any(key.startswith(f"{w}.") for w in wanted)]
-    return removed + [f"++{key}={hydra_value(value)}" for key, value in wanted.items()] + list(extra)
+    # `key=value` only overrides a key the file has; `++` also adds one the study leaves at its default
+    own = [item if item.startswith(("+", "~")) else f"++{item}" for item in extra]
+    return removed + [f"++{key}={hydra_value(value)}" for key, value in wanted.items()] + own
 
 
 def exp_run_command(study: Path, current: Path, extra: list[str] = (), queue: bool = False,

@@ -34,11 +34,13 @@ def test_extra_overrides_win_and_the_command_is_a_named_queued_experiment(tmp_pa
     from dvc.utils.hydra import apply_overrides
 
     study = REPO / "pipelines" / "imagenet5-cpu.yaml"
-    extra = ["data.root=/data/imagenet-5-categories"]
+    # data.imbalance_ratio is in neither file: a plain Hydra `key=value` would be refused for it
+    extra = ["data.root=/data/imagenet-5-categories", "data.imbalance_ratio=10"]
     target = tmp_path / "params.yaml"
     shutil.copy(REPO / "params.yaml", target)
     apply_overrides(target, overrides(study, REPO / "params.yaml", extra))
-    assert yaml.safe_load(target.read_text())["data"]["root"] == "/data/imagenet-5-categories"
+    data = yaml.safe_load(target.read_text())["data"]
+    assert data["root"] == "/data/imagenet-5-categories" and data["imbalance_ratio"] == 10
     command = exp_run_command(study, REPO / "params.yaml", queue=True)
     assert command[:6] == ["dvc", "exp", "run", "--name", "imagenet5-cpu", "--queue"]
     named = runner.invoke(app, ["study", str(study), "-S", extra[0], "--name", "lt10", "--dry-run"])
