@@ -1,5 +1,7 @@
 """Long-tailed training splits (the setting G-SimCLR is motivated by) and their balanced-accuracy report."""
 
+import json
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -44,5 +46,10 @@ def test_compare_reports_balanced_accuracy_and_the_options_of_the_guided_arm(tmp
             "autoencoder features, re-clustered from the model's own embeddings every 1 epochs. Training split "
             "long-tailed (imbalance ratio 5).") in results
     assert "- Pseudo labels re-clustered from the model: NMI " in results
+    assert "| class | SimCLR P3 | G-SimCLR P3 |" in results
+    assert sum(line.startswith(("| 0 |", "| 9 |")) for line in results.splitlines()) == 2  # digits: classes 0..9
+    metrics = json.loads((tmp_path / "metrics" / "seed0" / "evaluate_gsimclr.json").read_text())
+    per_class = [metrics[f"linear_P3_test_acc_class{c}"] for c in range(10)]
+    assert abs(sum(per_class) / 10 - metrics["linear_P3_test_balanced_acc"]) < 1e-9
     rows = (tmp_path / "results" / "results.csv").read_text().splitlines()
     assert sum(",balanced_accuracy," in row for row in rows) == sum(",accuracy," in row for row in rows) == 9

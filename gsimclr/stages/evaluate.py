@@ -94,6 +94,7 @@ class ClassifierTrainer:
         self.tracker.log_metrics({f"{name}/test_acc_{label}": acc for label, acc in zip(self.data.classes, per_class)})
         return {f"{name}_test_acc": float((predictions == self.data.test_y).float().mean()),
                 f"{name}_test_balanced_acc": float(per_class.mean()),
+                **{f"{name}_test_acc_class{c}": float(acc) for c, acc in enumerate(per_class)},
                 f"{name}_val_acc": result.best["val_acc"], f"{name}_best_epoch": result.best_epoch}
 
 
