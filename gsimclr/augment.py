@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from gsimclr.config import AugmentConfig
@@ -84,6 +85,27 @@ def color_jitter(x: torch.Tensor, strength: float, p: float) -> torch.Tensor:
     return torch.einsum("bij,bjhw->bihw", matrix, x).clamp_(0, 1)
 
 
+def random_gaussian_blur(x: torch.Tensor, p: float, sigma: tuple[float, float] = (0.1, 2.0), reference_size: int = 224) -> torch.Tensor:
+    """SimCLR's blur: with probability p, a Gaussian of sigma ~ U(sigma) and a kernel of 10 % of the side.
+
+    SimCLR's range is for 224 px images; it is scaled by side / `reference_size` so a 48 px image is
+    blurred as much, relative to its size, as an ImageNet one. One grouped, separable convolution
+    blurs the whole batch, each image with its own sigma (an image that skips the blur gets a delta).
+    """
+    b, c, h, w = x.shape
+    scale = min(h, w) / reference_size
+    radius = max(1, int(0.1 * min(h, w)) // 2)
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    sigmas = _uniform(b, sigma[0] * scale, sigma[1] * scale, x)
+    kernels = torch.exp(-offsets.square() / (2 * sigmas.square().unsqueeze(1)))
+    kernels = torch.where(_coin(b, p, x).unsqueeze(1), kernels, (offsets == 0).to(x.dtype).expand_as(kernels))
+    kernels = (kernels / kernels.sum(1, keepdim=True)).repeat_interleave(c, dim=0)  # (B*C, K)
+    flat = x.reshape(1, b * c, h, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernels.view(b * c, 1, 1, -1), groups=b * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernels.view(b * c, 1, -1, 1), groups=b * c)
+    return flat.view(b, c, h, w)
+
+
 def random_grayscale(x: torch.Tensor, p: float) -> torch.Tensor:
     if x.shape[1] == 1 or p == 0:
         return x
@@ -105,4 +127,7 @@ class ViewAugment:
             x = random_flip(x)
         if cfg.color_strength > 0 and cfg.color_p > 0:
             x = color_jitter(x, cfg.color_strength, cfg.color_p)
-        return random_grayscale(x, cfg.grayscale_p)
+        x = random_grayscale(x, cfg.grayscale_p)
+        if cfg.blur_p > 0:
+            x = random_gaussian_blur(x, cfg.blur_p)
+        return x

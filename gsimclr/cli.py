@@ -37,6 +37,8 @@ class EvalMethod(str, Enum):
     simclr = "simclr"
     gsimclr = "gsimclr"
     supervised = "supervised"
+    random_init = "random_init"
+    pixels = "pixels"
 
 
 RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore a resume checkpoint and train from scratch.")]
@@ -128,12 +130,13 @@ def pretrain(
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    method: Annotated[EvalMethod, typer.Option(help="Which pretrained model to evaluate, or the supervised baseline.")],
+    method: Annotated[EvalMethod, typer.Option(help="A pretrained model, the supervised baseline, or a control: "
+                                                    "random_init (untrained network; its fine-tune trains from scratch) or pixels.")],
     restart: RestartOption = False,
 ) -> None:
-    """Linear probes at P1/P2/P3 and 10% fine-tuning, or the supervised baseline.
+    """Linear probes at P1/P2/P3 and 10% fine-tuning, the supervised baseline, or a control.
 
-    Example: gsimclr evaluate --method simclr
+    Example: gsimclr evaluate --method simclr; gsimclr evaluate --method random_init
     """
     from gsimclr.stages.evaluate import evaluate as run_evaluate
 

@@ -9,15 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, field_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, field_validator,
     model_validator,
 )
 
 from gsimclr.errors import UserError
+
+def _check_crop_scale(scale: tuple[float, float]) -> tuple[float, float]:
+    if not 0.0 < scale[0] <= scale[1] <= 1.0:
+        raise ValueError("crop_scale must satisfy 0 < low <= high <= 1")
+    return scale
+
+
+CropScale = Annotated[tuple[float, float], AfterValidator(_check_crop_scale)]
+"""Area range (low, high) of a random resized crop, as a share of the image."""
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -88,17 +98,25 @@ class ModelConfig(Section):
 
 class AugmentConfig(Section):
     flip: bool = True
-    crop_scale: Optional[tuple[float, float]] = None
+    crop_scale: Optional[CropScale] = None
     """Random resized crop area range, e.g. [0.2, 1.0]; null keeps the paper's flip + colour set."""
     color_strength: float = Field(default=0.5, ge=0.0)
     color_p: float = Field(default=0.8, ge=0.0, le=1.0)
     grayscale_p: float = Field(default=0.2, ge=0.0, le=1.0)
+    blur_p: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Gaussian blur with this probability, sigma in [0.1, 2.0] px scaled to a 224 px image (SimCLR's
+    ImageNet augmentation); 0 keeps the paper's set."""
 
-    @model_validator(mode="after")
-    def _crop_range(self) -> "AugmentConfig":
-        if self.crop_scale is not None and not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
-            raise ValueError("augment.crop_scale must satisfy 0 < low <= high <= 1")
-        return self
+
+class KnnMonitorConfig(Section):
+    """Weighted kNN accuracy of the backbone's features during pretraining (Wu et al. 2018, as in
+    solo-learn and lightly): the fit split is the memory bank, the validation split the queries.
+    True labels are read only for this measurement, never for training."""
+
+    every: NonNegativeInt = 0
+    """Measure after every N-th epoch and after the last one; 0 switches the monitor off."""
+    k: PositiveInt = 20
+    temperature: PositiveFloat = 0.1
 
 
 class PretrainConfig(Section):
@@ -106,14 +124,37 @@ class PretrainConfig(Section):
     batch_size: int = Field(default=64, ge=2)
     """G-SimCLR's batch size; the paper keeps it equal to cluster.k."""
     lr: PositiveFloat = 0.1
+    """Base learning rate; the optimiser uses it as `lr_scaling` says."""
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    """none: lr as given (the paper); linear: lr x batch_size / 256 (SimCLR, Goyal et al. 2017);
+    sqrt: lr x sqrt(batch_size) (SimCLR's recommendation for small batches, e.g. lr 0.075)."""
+    warmup_epochs: NonNegativeInt = 0
+    """Linear warm-up from 0 over this many epochs, then cosine decay to 0 (SimCLR uses 10)."""
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(default=1e-4, ge=0.0)
+    decay_norm_and_bias: bool = True
+    """False exempts BatchNorm parameters and biases from weight decay, as SimCLR, MoCo v3 and
+    solo-learn do; the paper's Keras code decays every weight."""
     temperature: PositiveFloat = 0.1
     augment: AugmentConfig = AugmentConfig()
+    knn: KnnMonitorConfig = KnnMonitorConfig()
     precision: Literal["fp32", "bf16"] = "fp32"
     """bf16: autocast forward passes to bfloat16 (GPUs with bf16 support; the loss stays fp32)."""
     compile: bool = False
     """Compile the network with torch.compile (pays a one-off compile time; worth it on GPUs)."""
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> "PretrainConfig":
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"pretrain.warmup_epochs={self.warmup_epochs} must be shorter than "
+                             f"pretrain.epochs={self.epochs}")
+        return self
+
+    @property
+    def scaled_lr(self) -> float:
+        """The learning rate the optimiser starts from after warm-up."""
+        scale = {"none": 1.0, "linear": self.batch_size / 256, "sqrt": self.batch_size ** 0.5}[self.lr_scaling]
+        return self.lr * scale
 
 
 class GuidanceConfig(Section):
@@ -140,21 +181,44 @@ class GuidanceConfig(Section):
         return self
 
 
-class ProbeConfig(Section):
-    """One supervised training run: linear probe, fine-tuning or the supervised baseline."""
+class LinearProbeConfig(Section):
+    """The linear probe of every row, controls included: multinomial logistic regression (scikit-learn,
+    L-BFGS) on features standardised with the fit split's mean and variance; the inverse L2 strength C
+    is chosen on the validation split. A convex probe measures the representation, not optimiser luck."""
+
+    c_grid: list[PositiveFloat] = Field(default=[0.001, 0.01, 0.1, 1.0, 10.0], min_length=1)
+    """Candidate values of C (smaller = stronger weight decay); the best on the validation split is tested."""
+    max_iter: PositiveInt = 1000
+
+
+class ClassifierConfig(Section):
+    """One end-to-end training run: fine-tuning, training from scratch, or the supervised baseline.
+
+    SGD with momentum and cosine decay, random-resized-crop + flip on every training image, early
+    stopping on validation accuracy (the best validation epoch is the one tested)."""
 
     epochs: PositiveInt = 50
     batch_size: PositiveInt = 64
-    lr: PositiveFloat = 1e-3
+    lr: PositiveFloat = 0.05
+    """Learning rate of the linear classifier (and of a backbone trained from scratch)."""
+    backbone_lr_scale: float = Field(default=0.1, gt=0.0, le=1.0)
+    """A pretrained backbone learns at lr x this (fine-tuning keeps what pretraining learned); a
+    randomly initialised backbone always learns at lr."""
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=5e-4, ge=0.0)
     patience: PositiveInt = 10
     """Early stopping on validation accuracy; the best validation epoch is the one tested."""
+    crop_scale: Optional[CropScale] = (0.2, 1.0)
+    """Random resized crop area range of the training images; null trains on the images as they are."""
+    flip: bool = True
 
 
 class EvaluateConfig(Section):
-    linear: ProbeConfig = ProbeConfig()
-    finetune: ProbeConfig = ProbeConfig(epochs=30)
+    linear: LinearProbeConfig = LinearProbeConfig()
+    finetune: ClassifierConfig = ClassifierConfig(epochs=100, batch_size=32, patience=20)
+    """Fine-tuning on `finetune_fraction` of the labels; also trains the from-scratch control on the same images."""
     finetune_fraction: float = Field(default=0.1, gt=0.0, le=1.0)
-    supervised: ProbeConfig = ProbeConfig(epochs=30)
+    supervised: ClassifierConfig = ClassifierConfig()
 
 
 class Params(Section):

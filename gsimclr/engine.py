@@ -78,7 +78,8 @@ class Training(Generic[Batch]):
     """Forward pass of one batch; returns tensors, `loss` among them, without calling `.item()`."""
     scheduler: Optional[Any] = None
     """Stepped once per batch (e.g. cosine decay over all steps)."""
-    validate: Optional[Callable[[], Metrics]] = None
+    validate: Optional[Callable[[int], Metrics]] = None
+    """Epoch number -> held-out metrics (`LoopConfig.monitor` selects on one of them); may be empty on some epochs."""
     batch_metrics: Optional[Callable[[Sequence[Batch]], Metrics]] = None
     on_epoch: Optional[Callable[[int, Metrics], None]] = None
     run_id: Optional[str] = None
@@ -164,7 +165,7 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
             metrics.update(run.batch_metrics(batches))
         if run.validate is not None:
             run.model.eval()
-            metrics.update(run.validate())
+            metrics.update(run.validate(epoch))
         metrics["lr"] = run.optimizer.param_groups[0]["lr"]
         history.append({"epoch": epoch, **metrics})
 

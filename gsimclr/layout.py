@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 METHODS = ("simclr", "gsimclr")
-EVAL_METHODS = (*METHODS, "supervised")
+CONTROLS = ("random_init", "pixels")
+"""What every pretrained representation must beat: the same network untrained, and raw pixels."""
+EVAL_METHODS = (*METHODS, "supervised", *CONTROLS)
 
 
 @dataclass(frozen=True)

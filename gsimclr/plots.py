@@ -60,7 +60,7 @@ def cluster_sizes(clusters: np.ndarray) -> Figure:
     return figure
 
 
-def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baseline: tuple[str, list[float]]) -> Figure:
+def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baselines: list[tuple[str, list[float]]]) -> Figure:
     """Every seed as a dot, the mean as a bar end, per method and representation: spread is visible at a glance."""
     figure, axis = plt.subplots(figsize=(7, 3.8))
     representations = list(next(iter(methods.values())))
@@ -72,8 +72,8 @@ def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baseline: tuple
             x = position + offset
             axis.bar(x, values.mean(), width * 0.9, color=f"C{index}", alpha=0.35, label=method if position == 0 else None)
             axis.scatter(np.full(len(values), x), values, color=f"C{index}", s=14, zorder=3)
-    name, values = baseline
-    axis.axhline(float(np.mean(values)), color="k", linestyle="--", linewidth=1, label=f"{name} (mean)")
+    for style, (name, values) in zip(("--", ":", "-."), baselines):
+        axis.axhline(float(np.mean(values)), color="k", linestyle=style, linewidth=1, label=f"{name} (mean)")
     axis.set_xticks(range(len(representations)), representations)
     axis.set_ylabel("test accuracy (%)")
     axis.set_title("test accuracy: bars are means over seeds, dots single seeds")
@@ -82,12 +82,13 @@ def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baseline: tuple
     return figure
 
 
-def curves_by_seed(curves: dict[str, list[list[float]]], ylabel: str, title: str) -> Figure:
-    """One line per (method, seed), coloured by method."""
+def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabel: str, title: str) -> Figure:
+    """One line per (method, seed), coloured by method; each run is (epochs, values)."""
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
     for index, (method, runs) in enumerate(curves.items()):
-        for number, values in enumerate(runs):
-            axis.plot(range(1, len(values) + 1), values, color=f"C{index}", alpha=0.8, label=method if number == 0 else None)
+        for number, (epochs, values) in enumerate(runs):
+            axis.plot(epochs, values, color=f"C{index}", alpha=0.8, marker="." if len(values) < 30 else None,
+                      label=method if number == 0 else None)
     axis.set_xlabel("epoch")
     axis.set_ylabel(ylabel)
     axis.set_title(title)

@@ -9,7 +9,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterator, Optional
 
 import torch
 
@@ -71,9 +71,9 @@ def read_json(path: Path, what: str) -> Any:
         raise UserError(f"{path} is not valid JSON") from None
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rows of one schema as CSV (DVC plots and spreadsheets read it)."""
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: Optional[list[str]] = None) -> None:
+    """Rows of one schema as CSV (DVC plots and spreadsheets read it); `columns` names them when `rows` may be empty."""
     with atomic_open(path) as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(handle, fieldnames=columns or list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

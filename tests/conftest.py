@@ -24,11 +24,16 @@ TINY_PARAMS = {
                  "augment": {"crop_scale": [0.5, 1.0], "flip": False, "grayscale_p": 0.0}},
     "guidance": {"batches": "guided", "false_negatives": "keep"},
     "evaluate": {
-        "linear": {"epochs": 2, "patience": 2, "batch_size": 128},
+        "linear": {"c_grid": [0.1, 1.0]},
         "finetune": {"epochs": 1, "patience": 1, "batch_size": 64},
         "supervised": {"epochs": 1, "patience": 1, "batch_size": 128},
     },
 }
+
+STUDY_COMMANDS = [["train"], ["cluster"], ["pretrain", "--method", "simclr"], ["pretrain", "--method", "gsimclr"],
+                  *[["evaluate", "--method", m] for m in ("simclr", "gsimclr", "supervised", "random_init", "pixels")],
+                  ["compare"]]
+"""Every stage of one seed's study, in order (what `dvc repro` runs for a single seed)."""
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from conftest import REPO
 STAGE_MODULES = {
     "train": "gsimclr/stages/train_autoencoder.py", "cluster": "gsimclr/stages/cluster.py",
     "pretrain_simclr": "gsimclr/stages/pretrain.py", "pretrain_gsimclr": "gsimclr/stages/pretrain.py",
-    "evaluate": "gsimclr/stages/evaluate.py", "supervised": "gsimclr/stages/evaluate.py",
+    "evaluate": "gsimclr/stages/evaluate.py", "controls": "gsimclr/stages/evaluate.py", "supervised": "gsimclr/stages/evaluate.py",
     "compare": "gsimclr/stages/compare.py",
 }
 BOOKKEEPING = {

@@ -60,7 +60,7 @@ def test_divergence_stops_and_names_the_epoch(tmp_path):
 def test_early_stopping_restores_the_best_epoch():
     model, run = make_run()
     scores = iter([0.5, 0.9, 0.6, 0.4, 0.3, 0.2])
-    run.validate = lambda: {"val_acc": next(scores)}
+    run.validate = lambda epoch: {"val_acc": next(scores)}
     snapshots = []
     run.on_epoch = lambda epoch, metrics: snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
     result = fit(run, LoopConfig("es", epochs=6, seed=0, monitor="val_acc", mode="max", patience=2))

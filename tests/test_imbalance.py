@@ -5,7 +5,7 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from conftest import TINY_PARAMS, write_params
+from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
 from gsimclr.cli import app
 from gsimclr.config import DataConfig
 from gsimclr.data import load_dataset, long_tailed_counts, long_tailed_indices
@@ -35,9 +35,7 @@ def test_compare_reports_balanced_accuracy_and_the_options_of_the_guided_arm(tmp
         TINY_PARAMS, data={**TINY_PARAMS["data"], "imbalance_ratio": 5},
         guidance={"batches": "guided", "false_negatives": "debiased", "tau_plus": 0.1, "refresh_every": 1}))
     runner = CliRunner()
-    for command in (["train"], ["cluster"], ["pretrain", "--method", "simclr"], ["pretrain", "--method", "gsimclr"],
-                    ["evaluate", "--method", "simclr"], ["evaluate", "--method", "gsimclr"],
-                    ["evaluate", "--method", "supervised"], ["compare"]):
+    for command in STUDY_COMMANDS:
         result = runner.invoke(app, ["--params", str(params), "--device", "cpu", *command])
         assert result.exit_code == 0, f"{command}: {result.output}"
     results = (tmp_path / "results" / "results.md").read_text()
@@ -52,4 +50,4 @@ def test_compare_reports_balanced_accuracy_and_the_options_of_the_guided_arm(tmp
     per_class = [metrics[f"linear_P3_test_acc_class{c}"] for c in range(10)]
     assert abs(sum(per_class) / 10 - metrics["linear_P3_test_balanced_acc"]) < 1e-9
     rows = (tmp_path / "results" / "results.csv").read_text().splitlines()
-    assert sum(",balanced_accuracy," in row for row in rows) == sum(",accuracy," in row for row in rows) == 9
+    assert sum(",balanced_accuracy," in row for row in rows) == sum(",accuracy," in row for row in rows) == 14

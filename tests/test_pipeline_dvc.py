@@ -49,13 +49,14 @@ def test_repro_runs_every_stage_and_writes_the_tables(project):
     root, env = project
     output = sh(["dvc", "repro"], root, env)
     assert ran(output) == per_seed("train", "cluster", "pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr",
-                                   "evaluate@gsimclr", "supervised") | {"compare"}
+                                   "evaluate@gsimclr", "controls@random_init", "controls@pixels", "supervised") | {"compare"}
     results = (root / "results" / "results.md").read_text()
     for needle in ("2 seeds: 0, 1", "Table II", "Table III", "| P1 |", "| fine-tune |", "| seed 0 | seed 1 |",
-                   "Fully supervised baseline", "mlflow ui"):
+                   "Fully supervised baseline", "mlflow ui", "## Controls — did pretraining learn anything?",
+                   "| Raw pixels | pixels |", "| Random init (untrained) | from scratch |"):
         assert needle in results
     rows = (root / "results" / "results.csv").read_text().splitlines()
-    assert rows[0] == "table,metric,method,representation,seed,test_acc,paper" and len(rows) == 1 + len(SEEDS) * (1 + 6 + 2)
+    assert rows[0] == "table,metric,method,representation,seed,test_acc,paper" and len(rows) == 1 + len(SEEDS) * (1 + 9 + 1 + 3)
     for figure in ("accuracy_by_seed.png", "pretrain_loss.png"):
         assert (root / "results" / figure).stat().st_size > 1000
     for seed in SEEDS:
@@ -80,9 +81,9 @@ def test_mlflow_holds_tagged_linked_runs(project):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True).stdout
     count, stages, children = out.strip().splitlines()
-    assert int(count) == 7 * len(SEEDS) + 1
+    assert int(count) == 9 * len(SEEDS) + 1
     assert stages == "['cluster', 'compare', 'evaluate', 'pretrain', 'train']"
-    assert int(children) == 7 * len(SEEDS)
+    assert int(children) == 9 * len(SEEDS)
 
 
 def test_changing_a_pretrain_param_reruns_only_downstream(project):
@@ -97,7 +98,7 @@ def test_exp_run_with_set_param_and_metrics_show(project):
     root, env = project
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "baseline"], root, env)
-    output = sh(["dvc", "exp", "run", "-S", "evaluate.linear.epochs=1"], root, env)
-    assert ran(output) == per_seed("evaluate@simclr", "evaluate@gsimclr") | {"compare"}
+    output = sh(["dvc", "exp", "run", "-S", "evaluate.linear.c_grid=[1.0]"], root, env)
+    assert ran(output) == per_seed("evaluate@simclr", "evaluate@gsimclr", "controls@random_init", "controls@pixels") | {"compare"}
     shown = sh(["dvc", "metrics", "show"], root, env)
     assert "linear_P1_test_acc" in shown and "nmi" in shown

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, write_cifar_fixture, write_image_folder, write_params
+from conftest import REPO, STUDY_COMMANDS, write_cifar_fixture, write_image_folder, write_params
 from gsimclr.cli import app
 from gsimclr.study import exp_run_command, overrides
 
@@ -63,8 +63,8 @@ def smoke_params(name: str, data_root: str) -> dict:
     params["autoencoder"] |= {"epochs": 1}
     params["cluster"] |= {"k": 8, "n_init": 1, "tsne_points": 40}
     params["pretrain"] |= {"epochs": 1, "batch_size": 8}
-    for probe in ("linear", "finetune", "supervised"):
-        params["evaluate"][probe] |= {"epochs": 1, "patience": 1}
+    for trained in ("finetune", "supervised"):
+        params["evaluate"][trained] |= {"epochs": 1, "patience": 1}
     params["evaluate"]["finetune_fraction"] = 0.2
     return params
 
@@ -77,10 +77,7 @@ def test_study_runs_end_to_end_on_fixture_data(tmp_path, monkeypatch, name):
         write_image_folder(tmp_path / "data", classes=("airplane", "car", "cat", "dog", "elephant"), per_class=10, size=(72, 60))
     monkeypatch.chdir(tmp_path)
     params = write_params(tmp_path / "params.yaml", smoke_params(name, str(tmp_path / "data")))
-    commands = [["train"], ["cluster"], ["pretrain", "--method", "simclr"], ["pretrain", "--method", "gsimclr"],
-                ["evaluate", "--method", "simclr"], ["evaluate", "--method", "gsimclr"],
-                ["evaluate", "--method", "supervised"], ["compare"]]
-    for command in commands:
+    for command in STUDY_COMMANDS:
         result = runner.invoke(app, ["--params", str(params), "--device", "cpu", *command])
         assert result.exit_code == 0, f"{command}: {result.output}"
     results = (tmp_path / "results" / "results.md").read_text()

@@ -22,9 +22,12 @@ from gsimclr.storage import read_json, write_csv, write_text
 from gsimclr.tracking import link_runs, stage_run, ui_command
 
 STAGE = "compare"
-LABELS = {"simclr": "SimCLR", "gsimclr": "G-SimCLR", "supervised": "Fully supervised"}
+LABELS = {"simclr": "SimCLR", "gsimclr": "G-SimCLR", "supervised": "Fully supervised",
+          "random_init": "Random init (untrained)", "pixels": "Raw pixels"}
 FINETUNE = "fine-tune"
-"""Representation name of the Table III rows (the whole backbone, trained on the labelled fraction)."""
+"""Representation name of the Table III rows (the whole backbone, trained on the labelled fraction); for
+`random_init` it is training from scratch on the same labelled images."""
+PIXELS = "pixels"
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,9 @@ def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: 
                     "test_acc": 100 * out.evaluation[method][f"{key}_{suffix}"], "paper": paper.get(paper_key)}
 
         rows.append(row("II", "supervised", "–", "supervised", "supervised"))
-        rows += [row("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in METHODS for tap in TAPS]
-        rows += [row("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in METHODS]
+        rows += [row("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in (*METHODS, "random_init") for tap in TAPS]
+        rows.append(row("II", "pixels", PIXELS, f"linear_{PIXELS}", ""))
+        rows += [row("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in (*METHODS, "random_init")]
     return rows
 
 
@@ -101,11 +105,38 @@ def method_table(rows: list[dict], representations: list[str], reference: Option
     return lines
 
 
+def control_table(rows: list[dict], representations: list[str], control: str) -> list[str]:
+    """Each method's paired margin over the untrained network under the same probe (or training), and whether it beats it."""
+    cells = cell_values(rows)
+    lines = [f"| representation | {LABELS['random_init'] if control == 'random_init' else control} | "
+             "SimCLR − control (paired) | verdict | G-SimCLR − control (paired) | verdict |",
+             "| --- | ---: | ---: | --- | ---: | --- |"]
+    for rep in representations:
+        base = cells[("random_init", rep)]
+        line = f"| {rep} | {summarize(base)} |"
+        for method in METHODS:
+            margin = paired_difference(cells[(method, rep)], base)
+            line += f" {margin.format(signed=True)} | {beats(margin, LABELS[method])} |"
+        lines.append(line)
+    return lines
+
+
+def beats(margin: Summary, method: str) -> str:
+    """Plain words for a method's paired margin over a control."""
+    if margin.n == 1:
+        return "one seed: cannot tell"
+    if margin.excludes_zero and margin.mean > 0:
+        return f"{method} beats it"
+    if margin.excludes_zero:
+        return f"**{method} is worse than the control**"
+    return f"**{method} does not beat it** (interval contains 0)"
+
+
 def per_seed_table(rows: list[dict], seeds: list[int]) -> list[str]:
     cells = cell_values(rows)
     lines = ["| method | representation | " + " | ".join(f"seed {s}" for s in seeds) + " |",
              "| --- | --- |" + " ---: |" * len(seeds)]
-    lines += [f"| {LABELS[m]} | {rep} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for (m, rep), values in cells.items()]
+    lines += [f"| {LABELS[m]} | {'from scratch' if (m, rep) == ('random_init', FINETUNE) else rep} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for (m, rep), values in cells.items()]
     return lines
 
 
@@ -214,10 +245,36 @@ def arm_description(params) -> str:
     return f"G-SimCLR arm: {g.batches} batches, {loss}; pseudo labels from {labels}.{split}"
 
 
-def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], balanced: list[dict]) -> str:
+def labelled_images(outputs: list[SeedOutputs], method: str, name: str) -> str:
+    """How many labels a row used (training + validation images), the same for every seed of a study."""
+    counts = sorted({int(o.evaluation[method][f"{name}_labelled_images"]) for o in outputs})
+    return "/".join(map(str, counts))
+
+
+def controls_section(rows: list[dict], outputs: list[SeedOutputs]) -> list[str]:
+    """Did pretraining learn anything? Each method against the untrained network and raw pixels."""
+    cells = cell_values(rows)
+    return [
+        "## Controls — did pretraining learn anything?",
+        "",
+        f"The same linear probe on the same network untrained (initialised from the same seed): a method that does not "
+        f"beat it has learned nothing worth comparing. Raw pixels under the same probe: {summarize(cells[('pixels', PIXELS)])}.",
+        "",
+        *control_table(rows, list(TAPS), "random_init"),
+        "",
+        f"Fine-tuning against training the same network from scratch on the same "
+        f"{labelled_images(outputs, 'random_init', 'finetune')} labelled images:",
+        "",
+        *control_table(rows, [FINETUNE], "random_init"),
+        "",
+    ]
+
+
+def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], balanced: list[dict], figure_names: list[str]) -> str:
     params, reference = ctx.params, ctx.params.data.paper_reference
     seeds = [o.seed for o in outputs]
-    supervised = summarize(cell_values(rows)[("supervised", "–")])
+    cells = cell_values(rows)
+    supervised = summarize(cells[("supervised", "–")])
     paper_supervised = f" (paper: {_fmt(rows[0]['paper'])})" if reference else ""
     provenance = [f"| {name} | {o.seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |"
                   for o in outputs for name, rec in o.records.items()]
@@ -226,7 +283,8 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], bala
         "",
         "Test accuracy (%) of the model selected on the validation split (carved from the training data): "
         "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
-        "noise when its interval contains zero.",
+        "noise when its interval contains zero. Linear probes: logistic regression (L-BFGS) on standardised "
+        "frozen features, C chosen on the validation split from " + ", ".join(f"{c:g}" for c in params.evaluate.linear.c_grid) + ".",
         "",
         arm_description(params),
         "",
@@ -235,18 +293,26 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], bala
         "",
         *method_table(rows, list(TAPS), reference),
         "",
-        f"Fully supervised baseline: {supervised}{paper_supervised}.",
+        f"Fully supervised baseline: {supervised}{paper_supervised} "
+        f"({labelled_images(outputs, 'supervised', 'supervised')} labelled images, validation included). "
+        f"Controls under the same probe: untrained network P3 {summarize(cells[('random_init', 'P3')])}, "
+        f"raw pixels {summarize(cells[('pixels', PIXELS)])}.",
         "",
         f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels (class-stratified)",
         "",
         *method_table(rows, [FINETUNE], reference),
         "",
+        f"Labelled images each fine-tune used: {labelled_images(outputs, 'simclr', 'finetune')} (its training "
+        f"images plus the validation images that selected its epoch). The same network trained from scratch on "
+        f"exactly those images: {summarize(cells[('random_init', FINETUNE)])}.",
+        "",
+        *controls_section(rows, outputs),
         *(balanced_section(balanced, params.data.imbalance_ratio, outputs) if balanced else []),
         "## Per seed",
         "",
         *per_seed_table(rows, seeds),
         "",
-        "![accuracy by seed](accuracy_by_seed.png) ![pretraining loss](pretrain_loss.png)",
+        " ".join(f"![{name.removesuffix('.png').replace('_', ' ')}]({name})" for name in figure_names),
         "",
         "## Diagnostics (true labels used only to measure)",
         "",
@@ -266,24 +332,36 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], bala
     return "\n".join(out)
 
 
-def _loss_curve(path) -> list[float]:
+def _curve(path, column: str) -> tuple[list[int], list[float]]:
     with open(path, newline="") as handle:
-        return [float(row[-1]) for row in list(csv.reader(handle))[1:]]
+        records = list(csv.DictReader(handle))
+    return [int(r["epoch"]) for r in records], [float(r[column]) for r in records]
 
 
-def figures(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> None:
+def figures(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> list[str]:
+    """accuracy_by_seed.png, pretrain_loss.png and, when pretraining ran the kNN monitor, knn_monitor.png; returns their names."""
     root = Layout(ctx.layout.root)
     cells = cell_values(rows)
     accuracy = plots.accuracy_by_seed(
-        {LABELS[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in METHODS},
-        baseline=("supervised", cells[("supervised", "–")]),
+        {LABELS[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in (*METHODS, "random_init")},
+        baselines=[("supervised", cells[("supervised", "–")]), ("raw pixels, linear", cells[("pixels", PIXELS)])],
     )
     plots.save_png(accuracy, root.results / "accuracy_by_seed.png")
     plots.close(accuracy)
-    curves = {LABELS[m]: [_loss_curve(root.for_seed(o.seed).plot(f"pretrain_{m}_loss.csv")) for o in outputs] for m in METHODS}
+    curves = {LABELS[m]: [_curve(root.for_seed(o.seed).plot(f"pretrain_{m}_loss.csv"), f"{m}_loss") for o in outputs]
+              for m in METHODS}
     loss = plots.curves_by_seed(curves, ylabel="NT-Xent loss", title="pretraining loss, one line per seed")
     plots.save_png(loss, root.results / "pretrain_loss.png")
     plots.close(loss)
+    names = ["accuracy_by_seed.png", "pretrain_loss.png"]
+    knn_files = {m: [root.for_seed(o.seed).plot(f"pretrain_{m}_knn.csv") for o in outputs] for m in METHODS}
+    if all(path.exists() and len(_curve(path, "knn_val_acc")[0]) for paths in knn_files.values() for path in paths):
+        knn = plots.curves_by_seed({LABELS[m]: [_curve(p, "knn_val_acc") for p in paths] for m, paths in knn_files.items()},
+                                   ylabel="kNN accuracy (validation)", title="kNN monitor during pretraining, one line per seed")
+        plots.save_png(knn, root.results / "knn_monitor.png")
+        plots.close(knn)
+        names.append("knn_monitor.png")
+    return names
 
 
 def summary_metrics(rows: list[dict], prefix: str = "") -> dict[str, float]:
@@ -303,14 +381,14 @@ def compare(ctx: StageContext) -> str:
     outputs = [read_seed(root.for_seed(seed)) for seed in ctx.params.seeds]
     rows = result_rows(outputs, ctx.params.data.paper_reference)
     balanced = result_rows(outputs, None, balanced=True) if ctx.params.data.imbalance_ratio > 1 else []
-    text = render(ctx, outputs, rows, balanced)
-    figures(ctx, outputs, rows)
+    names = figures(ctx, outputs, rows)
+    text = render(ctx, outputs, rows, balanced, names)
     results_md, results_csv = root.results / "results.md", root.results / "results.csv"
     write_text(results_md, text)
     write_csv(results_csv, rows + balanced)
     with stage_run(STAGE, ctx.params) as tracker:
         link_runs(tracker.run_id, [rec["run_id"] for o in outputs for rec in o.records.values()])
         tracker.log_metrics(summary_metrics(rows) | summary_metrics(balanced, "balanced/"))
-        for name in ("results.md", "results.csv", "accuracy_by_seed.png", "pretrain_loss.png"):
+        for name in ("results.md", "results.csv", *names):
             tracker.log_artifact(root.results / name)
     return text

@@ -1,50 +1,59 @@
-"""Stage 4: linear probes at P1/P2/P3, fine-tuning on 10% of the labels, and the supervised baseline.
+"""Stage 4: linear probes at P1/P2/P3, fine-tuning on 10% of the labels, the supervised baseline, and the
+controls that say whether pretraining learned anything at all.
 
-Every classifier is selected on the validation split carved from the training data (the paper's
-official code selected on the test set); the test split is touched once, by the selected model.
+`--method` picks what is evaluated:
+
+- `simclr`, `gsimclr`: a pretrained network. The linear probe (`gsimclr.probe`) on its frozen P1, P2 and
+  P3, then fine-tuning of its backbone on a class-stratified `finetune_fraction` of the fit split.
+- `random_init`: the same network untrained (initialised from the run's seed), through the same probes
+  and the same fine-tune, which for an untrained network is training from scratch on exactly the
+  labelled images the fine-tune uses: the control of the paper's Table III.
+- `pixels`: the same linear probe on raw pixels.
+- `supervised`: the backbone trained from scratch on every label of the fit split.
+
+A representation that does not beat `random_init` under the same probe has learned nothing worth
+comparing. Every model and hyper-parameter (the probe's C, the early-stopping epoch) is selected on the
+validation split carved from the training data (the paper's official code selected on the test set);
+the test split is touched once, by the selected model.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Callable
+import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsimclr.config import ProbeConfig
+from gsimclr.augment import ViewAugment
+from gsimclr.config import AugmentConfig, ClassifierConfig
 from gsimclr.data import ImageSplits, LabelSplit, load_dataset, split_indices, stratified_subset, to_float
 from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import MissingUpstreamError, UserError
 from gsimclr.models.backbones import build_backbone
 from gsimclr.models.heads import TAPS, SimCLRNet
+from gsimclr.optim import warmup_cosine
+from gsimclr.probe import linear_probe
 from gsimclr.samplers import epoch_rng, shuffled_batches
 from gsimclr.stages.context import StageContext, finish
 from gsimclr.storage import load_torch, write_json
 from gsimclr.tracking import StageRun, stage_run
 
 STAGE = "evaluate"
-Fetch = Callable[[np.ndarray], torch.Tensor]
+PRETRAINED = ("simclr", "gsimclr")
+PIXELS = "pixels"
+"""The representation name of the raw-pixel probe (`linear_pixels_*` metrics)."""
 
 
-def predict(model: nn.Module, fetch: Fetch, indices: np.ndarray) -> torch.Tensor:
-    model.eval()
-    return map_batches(lambda chunk: model(fetch(indices[chunk])).argmax(1).cpu(), len(indices), 512)
+def trained_classifiers(method: str) -> tuple[str, ...]:
+    """The classifiers `evaluate` trains end to end (with resume checkpoints) for a method; each name
+    is also its section of `params.evaluate`."""
+    return {"supervised": ("supervised",), PIXELS: ()}.get(method, ("finetune",))
 
 
-def accuracy(model: nn.Module, fetch: Fetch, labels: torch.Tensor, indices: np.ndarray) -> float:
-    return float((predict(model, fetch, indices) == labels[indices]).float().mean())
-
-
-def class_accuracies(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> np.ndarray:
-    """Recall of every class (what a long-tailed training split hurts first)."""
-    hits = np.bincount(labels.numpy(), weights=(predictions == labels).numpy(), minlength=n_classes)
-    return hits / np.maximum(np.bincount(labels.numpy(), minlength=n_classes), 1)
-
-
-def probe_loop(ctx: StageContext, method: str, name: str, cfg: ProbeConfig) -> LoopConfig:
+def classifier_loop(ctx: StageContext, method: str, name: str, cfg: ClassifierConfig) -> LoopConfig:
     run_name = f"evaluate_{method}_{name}"
     return LoopConfig(
         desc=run_name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(run_name),
@@ -54,48 +63,84 @@ def probe_loop(ctx: StageContext, method: str, name: str, cfg: ProbeConfig) -> L
     )
 
 
-def classifier_plan(ctx: StageContext, method: str) -> dict[str, ProbeConfig]:
-    """The classifiers `evaluate` trains for a method, by name."""
-    cfg = ctx.params.evaluate
-    if method == "supervised":
-        return {"supervised": cfg.supervised}
-    return {**{f"linear_{tap}": cfg.linear for tap in TAPS}, "finetune": cfg.finetune}
+def class_accuracies(predictions: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Recall of every class (what a long-tailed training split hurts first)."""
+    hits = np.bincount(labels, weights=(predictions == labels), minlength=n_classes)
+    return hits / np.maximum(np.bincount(labels, minlength=n_classes), 1)
 
 
-class ClassifierTrainer:
-    """Trains one classifier (probe, fine-tune or supervised) with validation-based selection."""
+class Evaluation:
+    """The data, split and tracking run every classifier of one `evaluate` call shares, and its metrics."""
 
     def __init__(self, ctx: StageContext, data: ImageSplits, split: LabelSplit, tracker: StageRun, method: str) -> None:
         self.ctx, self.data, self.split, self.tracker, self.method = ctx, data, split, tracker, method
-        self.train_y = data.train_y.to(ctx.device)
+        self.train_x, self.test_x = data.train_x.to(ctx.device), data.test_x.to(ctx.device)
+        self.metrics: dict[str, float] = {}
 
-    def __call__(self, name: str, model: nn.Module, fetch_train: Fetch, fetch_test: Fetch,
-                 fit_indices: np.ndarray) -> dict[str, float]:
-        cfg = classifier_plan(self.ctx, self.method)[name]
-        model = model.to(self.ctx.device)
+    def record_test(self, name: str, predictions: np.ndarray, val_acc: float) -> None:
+        test_y = self.data.test_y.numpy()
+        per_class = class_accuracies(predictions, test_y, self.data.num_classes)
+        self.tracker.log_metrics({f"{name}/test_acc_{label}": acc for label, acc in zip(self.data.classes, per_class)})
+        self.metrics |= {f"{name}_test_acc": float((predictions == test_y).mean()),
+                         f"{name}_test_balanced_acc": float(per_class.mean()),
+                         **{f"{name}_test_acc_class{c}": float(acc) for c, acc in enumerate(per_class)},
+                         f"{name}_val_acc": val_acc}
+
+    def probe(self, name: str, train_features: torch.Tensor, test_features: torch.Tensor) -> None:
+        """The linear probe on frozen features of every training image and every test image."""
+        x, y = train_features.cpu().numpy(), self.data.train_y.numpy()
+        cfg = self.ctx.params.evaluate.linear
+        result = linear_probe(x[self.split.fit], y[self.split.fit], x[self.split.val], y[self.split.val],
+                              test_features.cpu().numpy(), list(cfg.c_grid), cfg.max_iter)
+        for i, (c, acc) in enumerate(result.val_acc_by_c.items()):
+            self.tracker.log_metrics({f"{name}/val_acc_by_C": acc, f"{name}/C_grid": c}, step=i)
+        self.metrics[f"{name}_C"] = result.c
+        self.record_test(name, result.test_predictions, result.val_acc)
+
+    def train(self, name: str, backbone: nn.Module, pretrained: bool, cfg: ClassifierConfig, indices: np.ndarray) -> None:
+        """Backbone + linear classifier trained end to end on `indices` with crop/flip augmentation,
+        selected on the validation split; a pretrained backbone learns at a lower rate."""
+        ctx, n_classes = self.ctx, self.data.num_classes
+        head = nn.Linear(backbone.out_dim, n_classes)
+        model = nn.Sequential(backbone, head).to(ctx.device)
+        backbone_lr = cfg.lr * (cfg.backbone_lr_scale if pretrained else 1.0)
+        optimizer = torch.optim.SGD([{"params": backbone.parameters(), "lr": backbone_lr},
+                                     {"params": head.parameters(), "lr": cfg.lr}],
+                                    momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        scheduler = warmup_cosine(optimizer, 0, cfg.epochs * math.ceil(len(indices) / cfg.batch_size))
+        augment = ViewAugment(AugmentConfig(flip=cfg.flip, crop_scale=cfg.crop_scale, color_strength=0.0, grayscale_p=0.0))
+        train_y = self.data.train_y.to(ctx.device)
+
+        def predict(images: torch.Tensor, indices: np.ndarray) -> np.ndarray:
+            model.eval()
+            return map_batches(lambda chunk: model(to_float(images[indices[chunk]])).argmax(1).cpu(), len(indices), 512).numpy()
 
         def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
-            return {"loss": F.cross_entropy(model(fetch_train(idx)), self.train_y[idx])}
+            return {"loss": F.cross_entropy(model(augment(to_float(self.train_x[idx]))), train_y[idx])}
 
-        loop = probe_loop(self.ctx, self.method, name, cfg)
+        def validate(epoch: int) -> dict[str, float]:
+            return {"val_acc": float((predict(self.train_x, self.split.val) == self.data.train_y.numpy()[self.split.val]).mean())}
+
         result = fit(
             Training(
-                model=model, optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
-                batches=lambda epoch: shuffled_batches(fit_indices, cfg.batch_size, epoch_rng(self.ctx.seed, epoch)),
-                step=step,
-                validate=lambda: {"val_acc": accuracy(model, fetch_train, self.data.train_y, self.split.val)},
+                model=model, optimizer=optimizer, scheduler=scheduler, step=step, validate=validate,
+                batches=lambda epoch: shuffled_batches(indices, cfg.batch_size, epoch_rng(ctx.seed, epoch)),
                 on_epoch=lambda e, m: self.tracker.log_metrics({f"{name}/{k}": v for k, v in m.items()}, step=e),
                 run_id=self.tracker.run_id,
             ),
-            loop,
+            classifier_loop(ctx, self.method, name, cfg),
         )
-        predictions = predict(model, fetch_test, np.arange(len(self.data.test_y)))
-        per_class = class_accuracies(predictions, self.data.test_y, self.data.num_classes)
-        self.tracker.log_metrics({f"{name}/test_acc_{label}": acc for label, acc in zip(self.data.classes, per_class)})
-        return {f"{name}_test_acc": float((predictions == self.data.test_y).float().mean()),
-                f"{name}_test_balanced_acc": float(per_class.mean()),
-                **{f"{name}_test_acc_class{c}": float(acc) for c, acc in enumerate(per_class)},
-                f"{name}_val_acc": result.best["val_acc"], f"{name}_best_epoch": result.best_epoch}
+        self.record_test(name, predict(self.test_x, np.arange(len(self.test_x))), result.best["val_acc"])
+        self.metrics[f"{name}_best_epoch"] = result.best_epoch
+        # Every label the row used: its training images and the validation images that selected its epoch.
+        self.metrics[f"{name}_labelled_images"] = len(indices) + len(self.split.val)
+
+    def features(self, net: SimCLRNet) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """P1/P2/P3 of every training and test image, in eval mode."""
+        net.eval()
+        train = map_batches(lambda i: net.representations(to_float(self.train_x[i])), len(self.train_x), 512, "features")
+        test = map_batches(lambda i: net.representations(to_float(self.test_x[i])), len(self.test_x), 512, "features")
+        return train, test
 
 
 def load_pretrained(ctx: StageContext, method: str, channels: int) -> SimCLRNet:
@@ -115,36 +160,36 @@ def _state_fingerprint(module: nn.Module) -> list[torch.Tensor]:
     return [tensor.detach().clone() for tensor in module.state_dict().values()]
 
 
+def evaluate_network(run: Evaluation, net: SimCLRNet, pretrained: bool) -> None:
+    """Linear probes on the frozen P1/P2/P3 of `net`, then its backbone fine-tuned on the labelled fraction."""
+    params, seed = run.ctx.params, run.ctx.seed
+    before = _state_fingerprint(net)
+    train_features, test_features = run.features(net)
+    for tap in TAPS:
+        run.probe(f"linear_{tap}", train_features[tap], test_features[tap])
+    if not all(torch.equal(a, b) for a, b in zip(before, _state_fingerprint(net))):
+        raise RuntimeError("frozen backbone changed during linear evaluation")
+    labelled = stratified_subset(run.split.fit, run.data.train_y, params.evaluate.finetune_fraction, seed)
+    run.train("finetune", copy.deepcopy(net.backbone), pretrained, params.evaluate.finetune, labelled)
+
+
 def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
-    params, cfg = ctx.params, ctx.params.evaluate
+    params = ctx.params
     data = load_dataset(params.data)
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
-    train_x, test_x = data.train_x.to(ctx.device), data.test_x.to(ctx.device)
-    plan = classifier_plan(ctx, method)
-    resumed = [resumable_run_id(probe_loop(ctx, method, name, probe)) for name, probe in plan.items()]
-    metrics: dict[str, float] = {}
+    resumed = [resumable_run_id(classifier_loop(ctx, method, name, getattr(params.evaluate, name)))
+               for name in trained_classifiers(method)]
     with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)) as tracker:
-        train = ClassifierTrainer(ctx, data, split, tracker, method)
+        run = Evaluation(ctx, data, split, tracker, method)
         if method == "supervised":
-            backbone = build_backbone(params.model, data.channels)
-            model = nn.Sequential(backbone, nn.Linear(backbone.out_dim, data.num_classes))
-            metrics |= train("supervised", model, lambda i: to_float(train_x[i]), lambda i: to_float(test_x[i]), split.fit)
+            run.train("supervised", build_backbone(params.model, data.channels), False, params.evaluate.supervised, split.fit)
+        elif method == PIXELS:
+            run.probe(f"linear_{PIXELS}", data.train_x.flatten(1).float(), data.test_x.flatten(1).float())
+        elif method == "random_init":
+            evaluate_network(run, SimCLRNet(params.model, data.channels).to(ctx.device), pretrained=False)
         else:
-            net = load_pretrained(ctx, method, data.channels)
-            before = _state_fingerprint(net)
-            train_feats = map_batches(lambda i: net.representations(to_float(train_x[i])), len(train_x), 512, "features")
-            test_feats = map_batches(lambda i: net.representations(to_float(test_x[i])), len(test_x), 512, "features")
-            for tap in TAPS:
-                probe = nn.Linear(train_feats[tap].shape[1], data.num_classes)
-                metrics |= train(f"linear_{tap}", probe, lambda i, t=tap: train_feats[t][i],
-                                 lambda i, t=tap: test_feats[t][i], split.fit)
-            if not all(torch.equal(a, b) for a, b in zip(before, _state_fingerprint(net))):
-                raise RuntimeError("frozen backbone changed during linear evaluation")
-            labelled = stratified_subset(split.fit, data.train_y, cfg.finetune_fraction, ctx.seed)
-            tuned = nn.Sequential(copy.deepcopy(net.backbone), nn.Linear(net.backbone.out_dim, data.num_classes))
-            metrics |= train("finetune", tuned, lambda i: to_float(train_x[i]), lambda i: to_float(test_x[i]), labelled)
-            metrics["finetune_labelled_images"] = len(labelled)
-        tracker.log_metrics(metrics)
-        write_json(ctx.layout.metrics(STAGE, method), metrics)
-        finish(ctx, STAGE, tracker.run_id, method, *(f"evaluate_{method}_{name}" for name in plan))
-    return metrics
+            evaluate_network(run, load_pretrained(ctx, method, data.channels), pretrained=True)
+        tracker.log_metrics(run.metrics)
+        write_json(ctx.layout.metrics(STAGE, method), run.metrics)
+        finish(ctx, STAGE, tracker.run_id, method, *(f"evaluate_{method}_{name}" for name in trained_classifiers(method)))
+    return run.metrics

@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from gsimclr import plots
 from gsimclr.augment import ViewAugment
 from gsimclr.clustering import cluster_quality
-from gsimclr.data import load_dataset, to_float
+from gsimclr.data import ImageSplits, load_dataset, split_indices, to_float
 from gsimclr.distributed import World, check_batch, join_world, wrap_model
 from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import UserError
+from gsimclr.knn import knn_accuracy
 from gsimclr.losses import nt_xent
 from gsimclr.models.heads import SimCLRNet
+from gsimclr.optim import parameter_groups, warmup_cosine
 from gsimclr.pseudo_labels import PseudoLabels, read_pseudo_labels
 from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
 from gsimclr.stages.context import StageContext, finish
@@ -44,6 +46,28 @@ def guidance_labels(ctx: StageContext, net: SimCLRNet, images: torch.Tensor, wor
     initial = read_pseudo_labels(ctx.layout.pseudo_labels, len(images))
     return PseudoLabels(initial, params.guidance.refresh_every, params.cluster.k, params.cluster.n_init, ctx.seed,
                         embed, share=lambda labels: world.broadcast(labels, ctx.device))
+
+
+def knn_monitor(ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: torch.Tensor) -> Callable[[int], dict[str, float]]:
+    """Epoch -> `{"knn_val_acc": ...}` every `pretrain.knn.every` epochs and after the last (else `{}`).
+
+    Memory bank: the backbone features of the fit split; queries: the validation split (the same
+    stratified split `evaluate` selects on). Labels are only read here, to measure.
+    """
+    cfg, epochs = ctx.params.pretrain.knn, ctx.params.pretrain.epochs
+    split = split_indices(len(data.train_y), ctx.params.data.val_fraction, ctx.seed, labels=data.train_y)
+    if cfg.every and cfg.k > len(split.fit):
+        raise UserError(f"pretrain.knn.k={cfg.k} is larger than the kNN memory bank ({len(split.fit)} fit-split images)")
+    labels = data.train_y.to(ctx.device)
+
+    def measure(epoch: int) -> dict[str, float]:
+        if not cfg.every or (epoch % cfg.every and epoch != epochs):
+            return {}
+        features = map_batches(lambda idx: net.backbone(to_float(images[idx])), len(images), 256)
+        return {"knn_val_acc": knn_accuracy(features[split.fit], labels[split.fit], features[split.val],
+                                            labels[split.val], cfg.k, cfg.temperature)}
+
+    return measure
 
 
 def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabels]) -> Callable[[int], list[np.ndarray]]:
@@ -82,8 +106,10 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
         net = net.to(memory_format=torch.channels_last)
     model = wrap_model(torch.compile(net) if cfg.compile else net, world, ctx.device)
     augment = ViewAugment(cfg.augment)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs * n_batches)
+    groups = parameter_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
+    optimizer = torch.optim.SGD(groups, lr=cfg.scaled_lr, momentum=cfg.momentum)
+    scheduler = warmup_cosine(optimizer, cfg.warmup_epochs * n_batches, cfg.epochs * n_batches)
+    monitor = knn_monitor(ctx, net, data, images)
 
     guidance = params.guidance
     false_negatives = guidance.false_negatives if method == "gsimclr" else "keep"
@@ -117,7 +143,7 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
         result = fit(
             Training(
                 model=model, optimizer=optimizer, scheduler=scheduler, batches=epoch_batches(ctx, len(images), labels),
-                step=step, batch_metrics=diagnostics, on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
+                step=step, batch_metrics=diagnostics, validate=monitor, on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
                 run_id=tracker.run_id, state=labels,
             ),
             loop,
@@ -139,6 +165,9 @@ def save_outputs(ctx: StageContext, method: str, net: SimCLRNet, channels: int, 
                 "config": ctx.params.model_dump(mode="json")}, layout.pretrained(method))
     write_json(layout.metrics(STAGE, method), metrics)
     write_csv(layout.plot(f"{name}_loss.csv"), [{"epoch": r["epoch"], f"{method}_loss": r["loss"]} for r in history])
+    # Header only when the monitor is off, so a stale curve of an earlier run never survives.
+    write_csv(layout.plot(f"{name}_knn.csv"), [{"epoch": r["epoch"], "knn_val_acc": r["knn_val_acc"]} for r in history
+                                               if "knn_val_acc" in r], columns=["epoch", "knn_val_acc"])
     figure = plots.loss_curves(history, ["loss"], f"{method}: NT-Xent loss (T={temperature})")
     plots.save_png(figure, layout.plot(f"{name}_loss.png"))
     tracker.log_figure(figure, f"{name}_loss.png")

@@ -41,7 +41,7 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
         x = to_float(images[idx])
         return {"loss": F.mse_loss(model(x), x)}
 
-    def validate() -> dict[str, float]:
+    def validate(epoch: int) -> dict[str, float]:
         def batch_sse(idx: np.ndarray) -> torch.Tensor:
             x = to_float(images[split.val[idx]])
             return F.mse_loss(model(x), x, reduction="sum").reshape(1)
