@@ -16,7 +16,7 @@ from gsimclr.cli import app
 from gsimclr.study import exp_run_command, overrides
 
 runner = CliRunner()
-STUDIES = ["cifar10", "imagenet5", "imagenet5-cpu"]
+STUDIES = ["cifar10", "imagenet5", "imagenet5-cpu", "imagenet5-cpu-strong"]
 
 
 @pytest.mark.parametrize("name", STUDIES)
