@@ -4,7 +4,9 @@ For each backbone/resolution: the *bare* step (forward + backward + SGD step of 
 random tensors of both views' shape) and the *full* step of `gsimclr pretrain` (sampler, gather,
 uint8 -> float, per-image augmentation of two views, forward, NT-Xent, backward, SGD + cosine step),
 with the full step broken down by part. Prints images/s and the ratio full / bare (target <= 1.10
-on CPU). Not a test: it never fails on speed.
+on CPU), and the cost of one kNN-monitor measurement (`pretrain.knn`: features of every training image
+in eval mode + the weighted kNN vote) against one pretraining epoch of the same images (target <= 5 %
+at the monitoring interval). Not a test: it never fails on speed.
 
     python benchmarks/pretrain_throughput.py [--batch-size 256] [--steps 5] [--device auto]
 """
@@ -23,6 +25,8 @@ from gsimclr.augment import ViewAugment
 from gsimclr.config import AugmentConfig, ModelConfig
 from gsimclr.data import to_float
 from gsimclr.device import select_device
+from gsimclr.engine import map_batches
+from gsimclr.knn import knn_accuracy
 from gsimclr.losses import nt_xent
 from gsimclr.models.heads import SimCLRNet
 from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler
@@ -30,8 +34,11 @@ from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler
 CONFIGS = {
     "cifar_resnet@32": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=2), 32),
     "resnet18@32 (cifar stem)": (ModelConfig(backbone="resnet18", cifar_stem=True), 32),
+    "resnet18@48": (ModelConfig(backbone="resnet18", cifar_stem=False, head_dims=[512, 512, 128], head_batchnorm=True), 48),
     "resnet18@64": (ModelConfig(backbone="resnet18", cifar_stem=False), 64),
 }
+KNN_IMAGES = {"cifar_resnet@32": 50_000, "resnet18@32 (cifar stem)": 50_000, "resnet18@48": 1_250, "resnet18@64": 1_250}
+"""Training-set size the kNN monitor is measured at: CIFAR-10 for the 32 px configs, the ImageNet subset otherwise."""
 AUGMENT = AugmentConfig(flip=True, crop_scale=(0.2, 1.0), color_strength=0.5, grayscale_p=0.2)
 
 
@@ -117,12 +124,33 @@ def sampler_share(batch: int, per_image_s: float, items: int = 50_000) -> str:
     return f"guided sampler, {items} images: {seconds * 1e3:.1f} ms per epoch = {100 * seconds / (per_image_s * items):.3f}% of the epoch"
 
 
+def knn_monitor_share(cfg: ModelConfig, size: int, n_images: int, per_image_s: float, every: int,
+                      device: torch.device) -> str:
+    """One kNN measurement (eval-mode features of `n_images`, 90/10 memory/query split, k=20) against
+    one pretraining epoch of those images at the measured full-step speed."""
+    model, _ = make_model(cfg, device)
+    model.eval()
+    images = torch.randint(0, 256, (n_images, 3, size, size), dtype=torch.uint8, device=device)
+    labels = torch.as_tensor(np.random.default_rng(0).integers(0, 10, n_images), device=device)
+    memory = np.arange(n_images) % 10 != 0
+    sync(device)
+    start = time.perf_counter()
+    features = map_batches(lambda idx: model.backbone(to_float(images[idx])), n_images, 256)
+    knn_accuracy(features[memory], labels[memory], features[~memory], labels[~memory], k=20, temperature=0.1)
+    sync(device)
+    seconds = time.perf_counter() - start
+    share = seconds / (per_image_s * n_images)
+    return (f"  kNN monitor, {n_images} images: {seconds:.2f} s = {100 * share:.1f}% of a pretraining epoch; "
+            f"every {every} epochs: {100 * share / every:.1f}% of pretraining time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--knn-every", type=int, default=5, help="monitoring interval the kNN share is amortised over")
     args = parser.parse_args()
     device = select_device(args.device)
     print(describe(device))
@@ -138,6 +166,7 @@ def main() -> None:
             breakdown = ", ".join(f"{k} {1e3 * v:.0f} ms" for k, v in parts.items())
             print(f"  {method:8s} full step {full:.3f} s = {args.batch_size / full:.0f} img/s, "
                   f"ratio full/bare {full / bare:.2f}  [{breakdown}]")
+        print(knn_monitor_share(cfg, size, KNN_IMAGES[name], full / args.batch_size, args.knn_every, device))
     print("\n" + sampler_share(args.batch_size, fastest_per_image))
     print(peak_memory(device))
 

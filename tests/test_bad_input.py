@@ -71,6 +71,17 @@ def test_zero_or_negative_values(project, value):
     one_line_error(gsimclr(params, "pretrain", "--method", "simclr"), 2, "pretrain.epochs")
 
 
+def test_a_warm_up_as_long_as_training_is_a_config_error(project):
+    params = with_params(project, pretrain={"epochs": 3, "warmup_epochs": 3})
+    one_line_error(gsimclr(params, "pretrain", "--method", "simclr"), 2, "pretrain.warmup_epochs=3 must be shorter")
+
+
+def test_a_knn_k_larger_than_the_memory_bank_fails_before_training(project):
+    params = with_params(project, pretrain={"knn": {"every": 1, "k": 5000}})
+    one_line_error(gsimclr(params, "pretrain", "--method", "simclr"), 2, "pretrain.knn.k=5000 is larger than the kNN memory bank")
+    assert not (project / "checkpoints").exists() or not any((project / "checkpoints").rglob("*.pt"))
+
+
 def test_a_file_that_is_not_a_checkpoint(project):
     params = with_params(project)
     path = Layout().for_seed(0).pretrained("simclr")
