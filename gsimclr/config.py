@@ -30,7 +30,8 @@ CropScale = Annotated[tuple[float, float], AfterValidator(_check_crop_scale)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `temperature: .inf` or `lr: .nan` would otherwise pass every range check and train on a flat loss.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -39,8 +40,9 @@ class DataConfig(Section):
     """Dataset directory (cifar10: where `cifar-10-batches-py` lives; imagefolder: holds train/ and test/)."""
     download: bool = False
     """cifar10 only: let torchvision download the dataset into `root` when it is missing."""
-    image_size: PositiveInt = 16
-    """Images are resized to image_size x image_size (digits are 8x8 natively)."""
+    image_size: int = Field(default=16, ge=4, le=1024)
+    """Images are resized to image_size x image_size (digits are 8x8 natively); above 1024 px a typo
+    (e.g. 2240) would only surface as an out-of-memory error after decoding."""
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     """Share of the training split held out for model selection (never the test split)."""
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)

@@ -6,7 +6,9 @@ tensors directly instead of decoding images per step; that keeps the data path o
 
 from __future__ import annotations
 
+import os
 import pickle
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -18,6 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from gsimclr.config import DataConfig
 from gsimclr.errors import UserError
+from gsimclr.storage import file_digest
 
 CIFAR_DIRNAME = "cifar-10-batches-py"
 CIFAR_HELP = (
@@ -84,6 +87,36 @@ def _load_digits(cfg: DataConfig) -> ImageSplits:
     )
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what the documented CIFAR-10 python batches hold (dicts, lists, bytes, numbers and
+    numpy arrays): any other global, e.g. `os.system` in a booby-trapped file, is refused, not called."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store an array's bytes through it
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _safe_unpickle(path: Path) -> dict:
+    """A CIFAR-10 python batch as a dict; anything else (or any code in it) is a one-line `UserError`."""
+    try:
+        with path.open("rb") as handle:
+            obj = _CifarUnpickler(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+        raise UserError(f"not a CIFAR-10 python batch: {path} ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"not a CIFAR-10 python batch: {path} (holds {type(obj).__name__})")
+    return obj
+
+
 def _read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the documented CIFAR-10 python format (pickled dicts with b'data' and b'labels')."""
     data, labels = [], []
@@ -91,13 +124,12 @@ def _read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, t
         path = folder / name
         if not path.is_file():
             raise UserError(f"CIFAR-10 batch missing: {path}")
+        batch = _safe_unpickle(path)
         try:
-            with path.open("rb") as handle:
-                batch = pickle.load(handle, encoding="bytes")
             array = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             data.append(array)
             labels.extend(int(label) for label in batch[b"labels"])
-        except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise UserError(f"not a CIFAR-10 python batch: {path} ({type(exc).__name__})") from None
     return torch.from_numpy(np.concatenate(data)), torch.tensor(labels, dtype=torch.int64)
 
@@ -119,60 +151,93 @@ def _load_cifar10(cfg: DataConfig) -> ImageSplits:
     classes = [str(i) for i in range(10)]
     meta = folder / "batches.meta"
     if meta.is_file():
-        with meta.open("rb") as handle:
-            classes = [name.decode() for name in pickle.load(handle, encoding="bytes")[b"label_names"]]
+        try:
+            classes = [name.decode() for name in _safe_unpickle(meta)[b"label_names"]]
+        except (KeyError, AttributeError, TypeError):
+            raise UserError(f"not a CIFAR-10 batches.meta file: {meta}") from None
     return ImageSplits(
         _resize(train_x, cfg.image_size), train_y, _resize(test_x, cfg.image_size), test_y, classes
     )
 
 
-def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Decode an ImageFolder tree once; unreadable images are skipped with a counted warning.
+def _refuse_symlink_loops(folder: Path) -> None:
+    """ImageFolder follows directory links, so a link to an ancestor would be walked forever."""
+    for current, dirs, _ in os.walk(folder):
+        for name in dirs:
+            link = Path(current) / name
+            if link.is_symlink() and Path(current).resolve().is_relative_to(link.resolve()):
+                raise UserError(f"{link} links back to {link.resolve()}: a symlink loop in the image folder")
 
-    One truncated JPEG among thousands should not end a study, but silently dropping data would hide
-    a broken copy, so the count and the first offending path are printed.
+
+def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """Decode an ImageFolder tree once; returns images, labels, class names and the decoded files.
+
+    Unreadable images are skipped with a counted warning: one truncated JPEG among thousands should
+    not end a study, but silently dropping data would hide a broken copy, so the count and the first
+    offending path are printed. Images that are not 8-bit RGB or grey (RGBA, CMYK, 16-bit, palette)
+    are converted to RGB, and counted the same way.
     """
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
     from tqdm.auto import tqdm
 
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder} (expected <root>/train/<class>/*.jpg and <root>/test/...)")
+    _refuse_symlink_loops(folder)
     try:
         dataset = ImageFolder(str(folder))
     except (FileNotFoundError, RuntimeError) as exc:
         raise UserError(f"{folder}: {exc}") from None
     transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
-    images, labels, skipped = [], [], []
+    images, labels, paths, skipped, converted = [], [], [], [], []
     for path, target in tqdm(dataset.samples, desc=f"decoding {folder.name}", leave=False, disable=None):
         try:
-            images.append(transform(_rgb_loader(path)))
-            labels.append(target)
-        except (UnidentifiedImageError, OSError, SyntaxError):
+            image, mode = _rgb_loader(path)
+            images.append(transform(image))
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, struct.error):
             skipped.append(path)
+            continue
+        labels.append(target)
+        paths.append(path)
+        if mode not in ("RGB", "L"):
+            converted.append(f"{path} ({mode})")
     if skipped:
         print(f"warning: skipped {len(skipped)} unreadable image(s) in {folder} (first: {skipped[0]})")
+    if converted:
+        print(f"note: converted {len(converted)} image(s) that are not 8-bit RGB or grey to RGB in {folder} "
+              f"(first: {converted[0]})")
     missing = sorted(set(range(len(dataset.classes))) - set(labels))
     if missing:
         raise UserError(f"{folder}: no readable image in class folder(s) {[dataset.classes[c] for c in missing]}")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), list(dataset.classes)
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), list(dataset.classes), paths
 
 
 def _rgb_loader(path: str):
+    """The image as 8-bit RGB, and the mode it was stored in."""
     from PIL import Image
 
     with Image.open(path) as image:
-        return image.convert("RGB")
+        return image.convert("RGB"), image.mode
 
 
 def _load_imagefolder(cfg: DataConfig) -> ImageSplits:
     root = Path(cfg.root or ".")
-    train_x, train_y, classes = _read_image_folder(root / "train", cfg.image_size)
-    test_x, test_y, test_classes = _read_image_folder(root / "test", cfg.image_size)
+    train_x, train_y, classes, train_files = _read_image_folder(root / "train", cfg.image_size)
+    test_x, test_y, test_classes, test_files = _read_image_folder(root / "test", cfg.image_size)
     if test_classes != classes:
         raise UserError(f"{root}: train/ and test/ hold different class folders")
+    _refuse_shared_files(train_files, test_files)
     return ImageSplits(train_x, train_y, test_x, test_y, classes)
+
+
+def _refuse_shared_files(train_files: list[str], test_files: list[str]) -> None:
+    """The same image file (byte for byte) in train/ and test/ would leak test images into training."""
+    train = {file_digest(Path(path)) for path in train_files}
+    shared = [path for path in test_files if file_digest(Path(path)) in train]
+    if shared:
+        raise UserError(f"{len(shared)} test image(s) also appear in train/ (first: {shared[0]}): "
+                        "the test split must hold unseen images")
 
 
 def load_dataset(cfg: DataConfig) -> ImageSplits:

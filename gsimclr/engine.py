@@ -105,6 +105,13 @@ def _load_resumable(loop: LoopConfig) -> Optional[dict]:
     return state
 
 
+def _finite_weights(model: nn.Module) -> bool:
+    """One host sync: a step can leave NaN weights behind a finite loss (the next epoch's loss shows it,
+    but by then the checkpoint would hold them)."""
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
 def _better(value: float, best: Optional[float], mode: str) -> bool:
     return best is None or (value < best if mode == "min" else value > best)
 
@@ -156,11 +163,10 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
             if i % loop.log_every == 0 and not bar.disable:
                 bar.set_postfix(loss=f"{sums['loss'].item() / i:.4f}", batch=f"{i}/{len(batches)}")
         metrics = {key: float(value) / len(batches) for key, value in sums.items()}
-        if not math.isfinite(metrics["loss"]):
+        if not math.isfinite(metrics["loss"]) or not _finite_weights(run.model):
             last = f"the last good checkpoint ({loop.checkpoint}, epoch {epoch - 1}) is kept; " if loop.checkpoint and epoch > 1 else ""
-            raise TrainingDivergedError(
-                f"{loop.desc}: loss became {metrics['loss']} in epoch {epoch}; {last}try a lower learning rate"
-            )
+            what = f"loss became {metrics['loss']}" if not math.isfinite(metrics["loss"]) else "weights became NaN/Inf"
+            raise TrainingDivergedError(f"{loop.desc}: {what} in epoch {epoch}; {last}try a lower learning rate")
         if run.batch_metrics is not None:
             metrics.update(run.batch_metrics(batches))
         if run.validate is not None:
@@ -178,8 +184,6 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
         else:
             best_epoch = epoch
 
-        if run.on_epoch is not None:
-            run.on_epoch(epoch, metrics)
         bar.update(1)
         bar.set_postfix_str(_format({k: v for k, v in metrics.items() if k != "lr"}))
         if bar.disable and loop.writer:
@@ -200,6 +204,8 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
         if log_file is not None:
             with log_file.open("a") as handle:
                 handle.write(json.dumps({"stage": loop.desc, **history[-1]}) + "\n")
+        if run.on_epoch is not None:  # after the checkpoint: a failing logger cannot lose the epoch
+            run.on_epoch(epoch, metrics)
         if stop:
             stopped_early = True
             tqdm.write(f"{loop.desc}: early stop after epoch {epoch} (best epoch {best_epoch})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -16,10 +17,28 @@ import torch
 from gsimclr.errors import DiskFullError, MissingUpstreamError, UserError
 
 
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename durable: without it a power cut can forget the new directory entry."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. platforms without directory file descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
-    """Write to a temporary file beside `path`, fsync, then rename over it; on error `path` is untouched."""
+    """Write to a temporary file beside `path`, fsync, then rename over it; on error `path` is untouched.
+
+    Temporary files that a killed earlier write of `path` left behind are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as handle:
@@ -27,12 +46,25 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_directory(path.parent)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(f"no space left on device while writing {path} (its previous version is intact): "
                                 "free some space and re-run") from None
         raise
+
+
+def file_digest(path: Path) -> str:
+    """Short SHA-256 of a file's bytes (identity of an upstream artifact); a missing file is a `MissingUpstreamError`."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise MissingUpstreamError(f"not found: {path} (run the stage that makes it first)") from None
+    return digest.hexdigest()[:16]
 
 
 def write_text(path: Path, text: str) -> None:

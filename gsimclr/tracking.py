@@ -8,10 +8,13 @@ config, per-epoch metrics with `step=epoch`. The default store lives under `mlru
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -40,9 +43,30 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local_store() / 'mlflow.db'}"
 
 
+def redacted(uri: str) -> str:
+    """`uri` with its password (if any) replaced by `***`: fit to print or to write into a report.
+
+    >>> redacted("postgresql://user:secret@db:5432/mlflow")
+    'postgresql://user:***@db:5432/mlflow'
+    """
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+
+
+def metric_key(name: str) -> str:
+    """A metric name MLflow accepts (alphanumerics, `_ - . /` and spaces), e.g. for a class folder called `a (b)`.
+
+    >>> metric_key("linear_P3/test_acc_a (b)")
+    'linear_P3/test_acc_a _b_'
+    """
+    return re.sub(r"[^\w\-. /]", "_", name)
+
+
 def ui_command() -> str:
     """The exact command that opens the runs in the MLflow UI, bound to localhost only."""
-    return f"mlflow ui --backend-store-uri {tracking_uri()} --host 127.0.0.1 --port 5000"
+    return f"mlflow ui --backend-store-uri {redacted(tracking_uri())} --host 127.0.0.1 --port 5000"
 
 
 def experiment_name(params: Params) -> str:
@@ -59,6 +83,9 @@ def git_commit() -> str:
         return "unknown"
 
 
+SQLITE_ATTEMPTS = 5
+
+
 def _connect(params: Params) -> str:
     """Point MLflow at the store and make sure the experiment exists; fail fast if unreachable."""
     uri = tracking_uri()
@@ -68,16 +95,21 @@ def _connect(params: Params) -> str:
     name = experiment_name(params)
     saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
+    location = (local_store() / "artifacts" / name).as_uri() if "MLFLOW_TRACKING_URI" not in os.environ else None
+    # Stages started at the same moment on a fresh sqlite store race to create its tables and the
+    # experiment; the loser sees an OperationalError or a duplicate name, and simply tries again.
+    attempts = SQLITE_ATTEMPTS if uri.startswith("sqlite:") else 1
     try:
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        location = None
-        if "MLFLOW_TRACKING_URI" not in os.environ:
-            location = (local_store() / "artifacts" / name).as_uri()
-        return mlflow.create_experiment(name, artifact_location=location)
-    except Exception as exc:  # any failure here means the store is unusable; say which one
-        raise UserError(f"MLflow tracking store {uri} is not reachable ({type(exc).__name__})") from None
+        for attempt in range(1, attempts + 1):
+            try:
+                experiment = mlflow.get_experiment_by_name(name)
+                if experiment is not None:
+                    return experiment.experiment_id
+                return mlflow.create_experiment(name, artifact_location=location)
+            except Exception as exc:  # any failure here means the store is unusable; say which one
+                if attempt == attempts:
+                    raise UserError(f"MLflow tracking store {redacted(uri)} is not reachable ({type(exc).__name__})") from None
+                time.sleep(0.5 * attempt)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -93,8 +125,14 @@ class StageRun:
         self.run_id = run_id
 
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
-        if self.run_id is not None:
-            mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+        """Log to the run; a store that fails mid-stage costs a warning, not the training (the epoch's
+        checkpoint, its JSON log line and the DVC metrics still hold every value)."""
+        if self.run_id is None:
+            return
+        try:
+            mlflow.log_metrics({metric_key(key): float(value) for key, value in metrics.items()}, step=step)
+        except Exception as exc:  # MLflow raises many types for an unreachable or locked store
+            print(f"warning: could not log {len(metrics)} metric(s) to MLflow ({type(exc).__name__}); continuing")
 
     def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder)
@@ -104,6 +142,19 @@ class StageRun:
 
     def log_table(self, table: Any, name: str) -> None:
         mlflow.log_table(data=table, artifact_file=name)
+
+
+def _close_killed_runs(experiment_id: str, tags: dict[str, str], keep: Optional[str]) -> None:
+    """Mark KILLED the runs of this stage x method x seed that a killed process left RUNNING (other than
+    the one this start resumes): one stage x method x seed runs at a time, so a RUNNING one is dead."""
+    query = " and ".join(f"tags.{key} = '{tags[key]}'" for key in ("stage", "method", "seed") if key in tags)
+    client = MlflowClient()
+    try:
+        for run in client.search_runs([experiment_id], filter_string=f"{query} and attributes.status = 'RUNNING'"):
+            if run.info.run_id != keep:
+                client.set_terminated(run.info.run_id, status="KILLED")
+    except Exception as exc:  # bookkeeping only: never fail a stage over it
+        print(f"warning: could not close stale MLflow runs ({type(exc).__name__})")
 
 
 @contextmanager
@@ -127,6 +178,7 @@ def stage_run(stage: str, params: Params, method: Optional[str] = None, seed: Op
             MlflowClient().get_run(resume_run_id)
         except Exception:  # the old run was deleted: open a new one rather than fail
             resume_run_id = None
+    _close_killed_runs(experiment_id, tags, keep=resume_run_id)
     with mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         if resume_run_id is None:
             mlflow.log_params({**params.flat(), **({"seed": seed} if seed is not None else {})})

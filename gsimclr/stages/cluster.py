@@ -83,7 +83,9 @@ def cluster(ctx: StageContext) -> dict[str, float]:
         tracker.log_artifact(layout.pseudo_labels)
         rng = np.random.default_rng(ctx.seed)
         shown = np.sort(rng.choice(len(features), min(cfg.tsne_points, len(features)), replace=False))
-        embedding = TSNE(n_components=2, init="pca", random_state=ctx.seed).fit_transform(features[shown])
+        # scikit-learn's default perplexity 30 needs more than 30 points; fewer points get a smaller one
+        perplexity = min(30.0, len(shown) - 1.0)
+        embedding = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=ctx.seed).fit_transform(features[shown])
         figures = {
             "cluster_sizes.png": plots.cluster_sizes(pseudo),
             "cluster_tsne.png": plots.tsne_panels(embedding, pseudo[shown], true[shown], data.classes),

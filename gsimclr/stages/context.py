@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torch
 from gsimclr.config import Params
 from gsimclr.layout import Layout
 from gsimclr.machine import hardware
-from gsimclr.storage import write_json
+from gsimclr.storage import file_digest, write_json
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,12 @@ class StageContext:
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
 
-    def config_hash(self, *sections: str) -> str:
-        """Identity of a resume checkpoint: the named params sections plus this run's seed."""
-        return f"{self.params.section_hash(*sections)}-seed{self.seed}"
+    def config_hash(self, *sections: str, inputs: Sequence[Path] = ()) -> str:
+        """Identity of a resume checkpoint: the named params sections, the bytes of the upstream files it
+        was built from (pseudo labels, a pretrained model) and this run's seed. A checkpoint of another
+        identity is never resumed, so a changed upstream artifact cannot be reported under a new run."""
+        files = "".join(f"-{file_digest(path)}" for path in inputs)
+        return f"{self.params.section_hash(*sections)}{files}-seed{self.seed}"
 
     def resume_path(self, name: str):
         path = self.layout.resume(name)

@@ -58,7 +58,8 @@ def classifier_loop(ctx: StageContext, method: str, name: str, cfg: ClassifierCo
     return LoopConfig(
         desc=run_name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(run_name),
         checkpoint_every=ctx.params.checkpoint_every,
-        config_hash=ctx.config_hash("data", "model", "pretrain", "evaluate") + run_name,
+        config_hash=ctx.config_hash("data", "model", "pretrain", "evaluate",
+                                    inputs=[ctx.layout.pretrained(method)] if method in PRETRAINED else []) + run_name,
         monitor="val_acc", mode="max", patience=cfg.patience,
     )
 
@@ -177,6 +178,7 @@ def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
     params = ctx.params
     data = load_dataset(params.data)
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
+    pretrained = load_pretrained(ctx, method, data.channels) if method in PRETRAINED else None
     resumed = [resumable_run_id(classifier_loop(ctx, method, name, getattr(params.evaluate, name)))
                for name in trained_classifiers(method)]
     with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)) as tracker:
@@ -188,7 +190,7 @@ def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
         elif method == "random_init":
             evaluate_network(run, SimCLRNet(params.model, data.channels).to(ctx.device), pretrained=False)
         else:
-            evaluate_network(run, load_pretrained(ctx, method, data.channels), pretrained=True)
+            evaluate_network(run, pretrained, pretrained=True)
         tracker.log_metrics(run.metrics)
         write_json(ctx.layout.metrics(STAGE, method), run.metrics)
         finish(ctx, STAGE, tracker.run_id, method, *(f"evaluate_{method}_{name}" for name in trained_classifiers(method)))
