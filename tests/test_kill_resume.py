@@ -19,10 +19,20 @@ from conftest import TINY_PARAMS, write_params
 pytestmark = pytest.mark.slow
 GSIMCLR = str(Path(sys.executable).parent / "gsimclr")
 PARAMS = dict(TINY_PARAMS, autoencoder={**TINY_PARAMS["autoencoder"], "epochs": 6, "patience": 6, "batch_size": 16},
-              pretrain={**TINY_PARAMS["pretrain"], "epochs": 5})
+              pretrain={**TINY_PARAMS["pretrain"], "epochs": 5},
+              evaluate={**TINY_PARAMS["evaluate"], "finetune": {"epochs": 5, "patience": 5, "batch_size": 16},
+                        "finetune_fraction": 1.0})
 STAGES = {"train": (["train"], "autoencoder", "artifacts/seed0/autoencoder.pt", "metrics/seed0/autoencoder.json"),
           "pretrain": (["pretrain", "--method", "simclr"], "pretrain_simclr", "artifacts/seed0/pretrain_simclr.pt",
-                       "metrics/seed0/pretrain_simclr.json")}
+                       "metrics/seed0/pretrain_simclr.json"),
+          "pretrain-gsimclr": (["pretrain", "--method", "gsimclr"], "pretrain_gsimclr",
+                               "artifacts/seed0/pretrain_gsimclr.pt", "metrics/seed0/pretrain_gsimclr.json"),
+          # the from-scratch control's fine-tune: evaluate's one resumable classifier that needs no upstream stage
+          "evaluate": (["evaluate", "--method", "random_init"], "evaluate_random_init_finetune", None,
+                       "metrics/seed0/evaluate_random_init.json")}
+UPSTREAM = {"pretrain-gsimclr": [["train"], ["cluster"]]}
+EPOCHS = {"train": PARAMS["autoencoder"]["epochs"], "pretrain": PARAMS["pretrain"]["epochs"],
+          "pretrain-gsimclr": PARAMS["pretrain"]["epochs"], "evaluate": PARAMS["evaluate"]["finetune"]["epochs"]}
 
 
 def project(root: Path) -> Path:
@@ -63,16 +73,17 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, stage):
     args, checkpoint, model, metrics = STAGES[stage]
     straight, killed = project(tmp_path / "straight"), project(tmp_path / "killed")
     for root in (straight, killed):
-        if stage == "pretrain":
-            gsimclr(root, "train")
+        for upstream in UPSTREAM.get(stage, []):
+            gsimclr(root, *upstream)
     gsimclr(straight, *args)
 
     saved = kill_mid_epoch(killed, args, checkpoint)
-    assert 1 <= saved < PARAMS[stage if stage == "pretrain" else "autoencoder"]["epochs"]
-    assert not (killed / model).exists()
+    assert 1 <= saved < EPOCHS[stage]
+    assert not (killed / metrics).exists()
     gsimclr(killed, *args)
 
-    assert same_weights(straight / model, killed / model)
+    if model is not None:
+        assert same_weights(straight / model, killed / model)
     assert json.loads((straight / metrics).read_text()) == json.loads((killed / metrics).read_text())
     assert not (killed / "checkpoints" / "seed0" / f"{checkpoint}.pt").exists()
     if stage == "pretrain":  # same seed, same pretrained weights -> identical evaluation

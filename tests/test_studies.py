@@ -62,7 +62,7 @@ def smoke_params(name: str, data_root: str) -> dict:
     params["data"] |= {"root": data_root, "image_size": min(params["data"]["image_size"], 64), "download": False}
     params["autoencoder"] |= {"epochs": 1}
     params["cluster"] |= {"k": 8, "n_init": 1, "tsne_points": 40}
-    params["pretrain"] |= {"epochs": 1, "batch_size": 8}
+    params["pretrain"] |= {"epochs": 1, "batch_size": 8, "warmup_epochs": 0}
     for trained in ("finetune", "supervised"):
         params["evaluate"][trained] |= {"epochs": 1, "patience": 1}
     params["evaluate"]["finetune_fraction"] = 0.2
