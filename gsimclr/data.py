@@ -6,10 +6,12 @@ tensors directly instead of decoding images per step; that keeps the data path o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import struct
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +40,14 @@ class ImageSplits:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: list[str]
+
+    @cached_property
+    def digest(self) -> str:
+        """Short SHA-256 of the training images and labels as decoded: what every training stage consumes,
+        so a changed dataset never resumes a checkpoint built from the old one."""
+        digest = hashlib.sha256(self.train_x.contiguous().numpy().tobytes())
+        digest.update(self.train_y.numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def channels(self) -> int:

@@ -229,3 +229,21 @@ def test_a_run_left_running_by_a_killed_stage_is_marked_killed_on_the_next_start
 def test_an_image_size_out_of_range_is_a_config_error(tmp_path, monkeypatch, size):
     monkeypatch.chdir(tmp_path)
     one_line_error(gsimclr(params_with(tmp_path, data={"image_size": size}), "train"), "data.image_size")
+
+
+def test_the_resume_identity_covers_the_training_data(tmp_path):
+    """One changed pixel of the training split is another identity: a checkpoint from the old data is never resumed."""
+    from gsimclr.config import Params
+    from gsimclr.data import ImageSplits
+    from gsimclr.layout import Layout
+    from gsimclr.stages.context import StageContext
+
+    images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1])
+    original = ImageSplits(images, labels, images, labels, ["a", "b"])
+    touched = images.clone()
+    touched[2, 0, 3, 3] = 1
+    changed = ImageSplits(touched, labels, images, labels, ["a", "b"])
+    ctx = StageContext(Params(), 0, Layout(tmp_path).for_seed(0), torch.device("cpu"))
+    assert ctx.config_hash("data", data=original) == ctx.config_hash("data", data=ImageSplits(images.clone(), labels, images, labels, ["a", "b"]))
+    assert ctx.config_hash("data", data=original) != ctx.config_hash("data", data=changed)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from gsimclr.config import Params
+from gsimclr.data import ImageSplits
 from gsimclr.layout import Layout
 from gsimclr.machine import hardware
 from gsimclr.storage import file_digest, write_json
@@ -33,12 +34,13 @@ class StageContext:
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
 
-    def config_hash(self, *sections: str, inputs: Sequence[Path] = ()) -> str:
-        """Identity of a resume checkpoint: the named params sections, the bytes of the upstream files it
-        was built from (pseudo labels, a pretrained model) and this run's seed. A checkpoint of another
-        identity is never resumed, so a changed upstream artifact cannot be reported under a new run."""
+    def config_hash(self, *sections: str, data: ImageSplits, inputs: Sequence[Path] = ()) -> str:
+        """Identity of a resume checkpoint: the named params sections, the training data it saw, the bytes
+        of the upstream files it was built from (pseudo labels, a pretrained model) and this run's seed.
+        A checkpoint of another identity is never resumed, so changed inputs are never reported under a
+        run that started from the old ones."""
         files = "".join(f"-{file_digest(path)}" for path in inputs)
-        return f"{self.params.section_hash(*sections)}{files}-seed{self.seed}"
+        return f"{self.params.section_hash(*sections)}-{data.digest}{files}-seed{self.seed}"
 
     def resume_path(self, name: str):
         path = self.layout.resume(name)

@@ -53,12 +53,12 @@ def trained_classifiers(method: str) -> tuple[str, ...]:
     return {"supervised": ("supervised",), PIXELS: ()}.get(method, ("finetune",))
 
 
-def classifier_loop(ctx: StageContext, method: str, name: str, cfg: ClassifierConfig) -> LoopConfig:
+def classifier_loop(ctx: StageContext, data: ImageSplits, method: str, name: str, cfg: ClassifierConfig) -> LoopConfig:
     run_name = f"evaluate_{method}_{name}"
     return LoopConfig(
         desc=run_name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(run_name),
         checkpoint_every=ctx.params.checkpoint_every,
-        config_hash=ctx.config_hash("data", "model", "pretrain", "evaluate",
+        config_hash=ctx.config_hash("data", "model", "pretrain", "evaluate", data=data,
                                     inputs=[ctx.layout.pretrained(method)] if method in PRETRAINED else []) + run_name,
         monitor="val_acc", mode="max", patience=cfg.patience,
     )
@@ -129,7 +129,7 @@ class Evaluation:
                 on_epoch=lambda e, m: self.tracker.log_metrics({f"{name}/{k}": v for k, v in m.items()}, step=e),
                 run_id=self.tracker.run_id,
             ),
-            classifier_loop(ctx, self.method, name, cfg),
+            classifier_loop(ctx, self.data, self.method, name, cfg),
         )
         self.record_test(name, predict(self.test_x, np.arange(len(self.test_x))), result.best["val_acc"])
         self.metrics[f"{name}_best_epoch"] = result.best_epoch
@@ -179,7 +179,7 @@ def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
     data = load_dataset(params.data)
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
     pretrained = load_pretrained(ctx, method, data.channels) if method in PRETRAINED else None
-    resumed = [resumable_run_id(classifier_loop(ctx, method, name, getattr(params.evaluate, name)))
+    resumed = [resumable_run_id(classifier_loop(ctx, data, method, name, getattr(params.evaluate, name)))
                for name in trained_classifiers(method)]
     with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)) as tracker:
         run = Evaluation(ctx, data, split, tracker, method)

@@ -137,7 +137,7 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
     loop = LoopConfig(
         desc=name, epochs=cfg.epochs, seed=ctx.seed + RANK_SEED_STRIDE * world.rank, checkpoint=ctx.resume_path(name),
         checkpoint_every=params.checkpoint_every, writer=world.is_main,
-        config_hash=ctx.config_hash("data", "model", "pretrain", "guidance",
+        config_hash=ctx.config_hash("data", "model", "pretrain", "guidance", data=data,
                                     inputs=[ctx.layout.pseudo_labels] if method == "gsimclr" else [])
         + f"{method}-world{world.size}",
     )

@@ -52,7 +52,7 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
     loop = LoopConfig(
         desc="autoencoder", epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path("autoencoder"),
         checkpoint_every=ctx.params.checkpoint_every,
-        config_hash=ctx.config_hash("data", "autoencoder"), monitor="val_loss", mode="min",
+        config_hash=ctx.config_hash("data", "autoencoder", data=data), monitor="val_loss", mode="min",
         patience=cfg.patience,
     )
     with stage_run(STAGE, params, seed=ctx.seed, resume_run_id=resumable_run_id(loop)) as tracker:
