@@ -86,6 +86,43 @@ def git_commit() -> str:
 SQLITE_ATTEMPTS = 5
 
 
+@contextmanager
+def _sqlite_store_lock(uri: str) -> Iterator[None]:
+    """Serialise processes' first connection to one sqlite store (MLflow creates its tables then, and
+    two processes doing it at once fail with OperationalError); other stores need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): rely on the retries alone
+        yield
+        return
+    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _experiment_id(name: str, location: Optional[str], uri: str, attempts: int) -> str:
+    """The experiment's id, created if missing; a store that keeps failing is a one-line `UserError`."""
+    for attempt in range(1, attempts + 1):
+        try:
+            experiment = mlflow.get_experiment_by_name(name)
+            if experiment is not None:
+                return experiment.experiment_id
+            return mlflow.create_experiment(name, artifact_location=location)
+        except Exception as exc:  # any failure here means the store is unusable; say which one
+            if attempt == attempts:
+                raise UserError(f"MLflow tracking store {redacted(uri)} is not reachable ({type(exc).__name__})") from None
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
 def _connect(params: Params) -> str:
     """Point MLflow at the store and make sure the experiment exists; fail fast if unreachable."""
     uri = tracking_uri()
@@ -97,19 +134,11 @@ def _connect(params: Params) -> str:
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
     location = (local_store() / "artifacts" / name).as_uri() if "MLFLOW_TRACKING_URI" not in os.environ else None
     # Stages started at the same moment on a fresh sqlite store race to create its tables and the
-    # experiment; the loser sees an OperationalError or a duplicate name, and simply tries again.
+    # experiment: the lock serialises that, and a store that still fails is retried a few times.
     attempts = SQLITE_ATTEMPTS if uri.startswith("sqlite:") else 1
     try:
-        for attempt in range(1, attempts + 1):
-            try:
-                experiment = mlflow.get_experiment_by_name(name)
-                if experiment is not None:
-                    return experiment.experiment_id
-                return mlflow.create_experiment(name, artifact_location=location)
-            except Exception as exc:  # any failure here means the store is unusable; say which one
-                if attempt == attempts:
-                    raise UserError(f"MLflow tracking store {redacted(uri)} is not reachable ({type(exc).__name__})") from None
-                time.sleep(0.5 * attempt)
+        with _sqlite_store_lock(uri):
+            return _experiment_id(name, location, uri, attempts)
     finally:
         for key, value in saved.items():
             if value is None:
