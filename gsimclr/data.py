@@ -45,8 +45,8 @@ class ImageSplits:
     def digest(self) -> str:
         """Short SHA-256 of the training images and labels as decoded: what every training stage consumes,
         so a changed dataset never resumes a checkpoint built from the old one."""
-        digest = hashlib.sha256(self.train_x.contiguous().numpy().tobytes())
-        digest.update(self.train_y.numpy().tobytes())
+        digest = hashlib.sha256(self.train_x.contiguous().numpy())  # hashes the buffer, no copy
+        digest.update(self.train_y.contiguous().numpy())
         return digest.hexdigest()[:16]
 
     @property
