@@ -24,7 +24,11 @@ study: install
 	@echo "Results table: $(CURDIR)/results/results.md (and results.csv)"
 	@$(BIN)/python -c "from gsimclr.tracking import ui_command; print('Compare the runs:', '$(BIN)/' + ui_command())"
 
+## Lint, format check and type check first (seconds), then the tests.
 test: install
+	$(BIN)/ruff check gsimclr tests benchmarks
+	$(BIN)/ruff format --check gsimclr tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 ## Throughput against the bare model step, k-means at CIFAR-10 scale (prints the machine; never fails on speed).

@@ -21,12 +21,16 @@ from sklearn.metrics import adjusted_rand_score
 from benchmarks.machine import describe, peak_memory
 
 
-def candidates(k: int, seed: int) -> dict[str, object]:
+def candidates(k: int, seed: int) -> dict[str, KMeans | MiniBatchKMeans]:
     return {
         "KMeans n_init=1 (reference)": KMeans(n_clusters=k, n_init=1, random_state=seed),
         "KMeans n_init=3": KMeans(n_clusters=k, n_init=3, random_state=seed),
-        "MiniBatchKMeans n_init=1, batch 4096": MiniBatchKMeans(n_clusters=k, n_init=1, batch_size=4096, random_state=seed),
-        "MiniBatchKMeans n_init=3, batch 4096": MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=4096, random_state=seed),
+        "MiniBatchKMeans n_init=1, batch 4096": MiniBatchKMeans(
+            n_clusters=k, n_init=1, batch_size=4096, random_state=seed
+        ),
+        "MiniBatchKMeans n_init=3, batch 4096": MiniBatchKMeans(
+            n_clusters=k, n_init=3, batch_size=4096, random_state=seed
+        ),
     }
 
 
@@ -48,8 +52,10 @@ def main() -> None:
         inertia = float(((features - model.cluster_centers_[model.labels_]) ** 2).sum())  # same formula for all
         if reference is None:
             reference = (inertia, model.labels_)
-        print(f"{name:40s} {seconds:6.1f} s   inertia / reference {inertia / reference[0]:.4f}   "
-              f"ARI vs reference {adjusted_rand_score(reference[1], model.labels_):.3f}")
+        print(
+            f"{name:40s} {seconds:6.1f} s   inertia / reference {inertia / reference[0]:.4f}   "
+            f"ARI vs reference {adjusted_rand_score(reference[1], model.labels_):.3f}"
+        )
     print(peak_memory(torch.device("cpu")))
 
 

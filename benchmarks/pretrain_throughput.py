@@ -22,7 +22,7 @@ import torch
 
 from benchmarks.machine import describe, peak_memory
 from gsimclr.augment import ViewAugment
-from gsimclr.config import AugmentConfig, ModelConfig
+from gsimclr.config import ModelConfig
 from gsimclr.data import to_float
 from gsimclr.device import select_device
 from gsimclr.engine import map_batches
@@ -30,16 +30,20 @@ from gsimclr.knn import knn_accuracy
 from gsimclr.losses import nt_xent
 from gsimclr.models.heads import SimCLRNet
 from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler
+from gsimclr.stages import build
 
 CONFIGS = {
     "cifar_resnet@32": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=2), 32),
     "resnet18@32 (cifar stem)": (ModelConfig(backbone="resnet18", cifar_stem=True), 32),
-    "resnet18@48": (ModelConfig(backbone="resnet18", cifar_stem=False, head_dims=[512, 512, 128], head_batchnorm=True), 48),
+    "resnet18@48": (
+        ModelConfig(backbone="resnet18", cifar_stem=False, head_dims=[512, 512, 128], head_batchnorm=True),
+        48,
+    ),
     "resnet18@64": (ModelConfig(backbone="resnet18", cifar_stem=False), 64),
 }
 KNN_IMAGES = {"cifar_resnet@32": 50_000, "resnet18@32 (cifar stem)": 50_000, "resnet18@48": 1_250, "resnet18@64": 1_250}
 """Training-set size the kNN monitor is measured at: CIFAR-10 for the 32 px configs, the ImageNet subset otherwise."""
-AUGMENT = AugmentConfig(flip=True, crop_scale=(0.2, 1.0), color_strength=0.5, grayscale_p=0.2)
+AUGMENT = ViewAugment(flip=True, crop_scale=(0.2, 1.0), color_strength=0.5, grayscale_p=0.2)
 
 
 def sync(device: torch.device) -> None:
@@ -49,7 +53,7 @@ def sync(device: torch.device) -> None:
 
 def make_model(cfg: ModelConfig, device: torch.device):
     torch.manual_seed(0)
-    model = SimCLRNet(cfg, 3).to(device).train()
+    model: SimCLRNet = build.simclr_net(cfg, 3).to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     return model, optimizer
 
@@ -70,43 +74,43 @@ def bare_step_seconds(cfg: ModelConfig, size: int, batch: int, steps: int, devic
     return (time.perf_counter() - start) / steps
 
 
-def full_step_seconds(cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device,
-                      method: str) -> tuple[float, dict[str, float]]:
+def full_step_seconds(
+    cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device, method: str
+) -> tuple[float, dict[str, float]]:
     model, optimizer = make_model(cfg, device)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps + 1)
     n = batch * (steps + 1)
     images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, device=device)
     pseudo = np.random.default_rng(0).integers(0, batch, n)
     sampler = GuidedBatchSampler(pseudo, batch, 0) if method == "gsimclr" else RandomBatchSampler(n, batch, 0)
-    augment = ViewAugment(AUGMENT)
+    augment = AUGMENT
     parts: dict[str, float] = defaultdict(float)
 
-    def timed(name: str, fn):
+    def timed(name: str, fn, *args):
         sync(device)
         t = time.perf_counter()
-        out = fn()
+        out = fn(*args)
         sync(device)
         parts[name] += time.perf_counter() - t
         return out
 
-    batches = timed("sampler", lambda: sampler.batches(1))
+    def update(loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+
+    batches = timed("sampler", sampler.batches, 1)
     parts.clear()  # the sampler runs once per epoch: reported separately, not per step
     total = 0.0
     for i, idx in enumerate(batches):
         sync(device)
         start = time.perf_counter()
-        x = timed("gather + to_float", lambda: to_float(images[torch.as_tensor(idx, device=device)]))
-        views = timed("augment (2 views)", lambda: torch.cat([augment(x), augment(x)]))
-        z = timed("forward", lambda: model(views))
-        loss = timed("NT-Xent", lambda: nt_xent(*z.chunk(2), 0.1))
-
-        def update():
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-
-        timed("backward + step", update)
+        x = timed("gather + to_float", lambda i: to_float(images[torch.as_tensor(i, device=device)]), idx)
+        views = timed("augment (2 views)", lambda v: torch.cat([augment(v), augment(v)]), x)
+        z = timed("forward", model, views)
+        loss = timed("NT-Xent", lambda embeddings: nt_xent(embeddings[:batch], embeddings[batch:], 0.1), z)
+        timed("backward + step", update, loss)
         sync(device)
         if i == 0:  # warm-up step
             parts.clear()
@@ -121,11 +125,13 @@ def sampler_share(batch: int, per_image_s: float, items: int = 50_000) -> str:
     start = time.perf_counter()
     sampler.batches(1)
     seconds = time.perf_counter() - start
-    return f"guided sampler, {items} images: {seconds * 1e3:.1f} ms per epoch = {100 * seconds / (per_image_s * items):.3f}% of the epoch"
+    share = 100 * seconds / (per_image_s * items)
+    return f"guided sampler, {items} images: {seconds * 1e3:.1f} ms per epoch = {share:.3f}% of the epoch"
 
 
-def knn_monitor_share(cfg: ModelConfig, size: int, n_images: int, per_image_s: float, every: int,
-                      device: torch.device) -> str:
+def knn_monitor_share(
+    cfg: ModelConfig, size: int, n_images: int, per_image_s: float, every: int, device: torch.device
+) -> str:
     """One kNN measurement (eval-mode features of `n_images`, 90/10 memory/query split, k=20) against
     one pretraining epoch of those images at the measured full-step speed."""
     model, _ = make_model(cfg, device)
@@ -140,8 +146,10 @@ def knn_monitor_share(cfg: ModelConfig, size: int, n_images: int, per_image_s: f
     sync(device)
     seconds = time.perf_counter() - start
     share = seconds / (per_image_s * n_images)
-    return (f"  kNN monitor, {n_images} images: {seconds:.2f} s = {100 * share:.1f}% of a pretraining epoch; "
-            f"every {every} epochs: {100 * share / every:.1f}% of pretraining time")
+    return (
+        f"  kNN monitor, {n_images} images: {seconds:.2f} s = {100 * share:.1f}% of a pretraining epoch; "
+        f"every {every} epochs: {100 * share / every:.1f}% of pretraining time"
+    )
 
 
 def main() -> None:
@@ -164,8 +172,10 @@ def main() -> None:
             full, parts = full_step_seconds(cfg, size, args.batch_size, args.steps, device, method)
             fastest_per_image = min(fastest_per_image, full / args.batch_size)
             breakdown = ", ".join(f"{k} {1e3 * v:.0f} ms" for k, v in parts.items())
-            print(f"  {method:8s} full step {full:.3f} s = {args.batch_size / full:.0f} img/s, "
-                  f"ratio full/bare {full / bare:.2f}  [{breakdown}]")
+            print(
+                f"  {method:8s} full step {full:.3f} s = {args.batch_size / full:.0f} img/s, "
+                f"ratio full/bare {full / bare:.2f}  [{breakdown}]"
+            )
         print(knn_monitor_share(cfg, size, KNN_IMAGES[name], full / args.batch_size, args.knn_every, device))
     print("\n" + sampler_share(args.batch_size, fastest_per_image))
     print(peak_memory(device))

@@ -9,12 +9,12 @@ Cropping uses torchvision's `roi_align`, which resamples a different box per ima
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
-
-from gsimclr.config import AugmentConfig
 
 # RGB -> YIQ; a hue shift is a rotation of the (I, Q) chroma plane.
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -51,6 +51,7 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], ratio=(3 / 
 
 
 def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
+    """Mirror each image left-right with probability p, independently per image."""
     flip = _coin(x.shape[0], p, x).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(-1), x)
 
@@ -85,7 +86,9 @@ def color_jitter(x: torch.Tensor, strength: float, p: float) -> torch.Tensor:
     return torch.einsum("bij,bjhw->bihw", matrix, x).clamp_(0, 1)
 
 
-def random_gaussian_blur(x: torch.Tensor, p: float, sigma: tuple[float, float] = (0.1, 2.0), reference_size: int = 224) -> torch.Tensor:
+def random_gaussian_blur(
+    x: torch.Tensor, p: float, sigma: tuple[float, float] = (0.1, 2.0), reference_size: int = 224
+) -> torch.Tensor:
     """SimCLR's blur: with probability p, a Gaussian of sigma ~ U(sigma) and a kernel of 10 % of the side.
 
     SimCLR's range is for 224 px images; it is scaled by side / `reference_size` so a 48 px image is
@@ -107,27 +110,39 @@ def random_gaussian_blur(x: torch.Tensor, p: float, sigma: tuple[float, float] =
 
 
 def random_grayscale(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Replace each colour image by its luma with probability p (SimCLR: 0.2)."""
     if x.shape[1] == 1 or p == 0:
         return x
     gray = _coin(x.shape[0], p, x).view(-1, 1, 1, 1)
     return torch.where(gray, _gray(x).expand_as(x), x)
 
 
+@dataclass(frozen=True)
 class ViewAugment:
-    """Draws one random view of every image in a float batch in [0, 1] (B, C, H, W)."""
+    """Draws one random view of every image in a float batch in [0, 1] (B, C, H, W), in SimCLR's order
+    (Chen et al. 2020, Appendix A): crop, flip, colour distortion, grey-scale, blur.
 
-    def __init__(self, cfg: AugmentConfig) -> None:
-        self.cfg = cfg
+    >>> views = ViewAugment(crop_scale=(0.2, 1.0), blur_p=0.5)(torch.rand(4, 3, 32, 32))
+    >>> views.shape
+    torch.Size([4, 3, 32, 32])
+    """
+
+    flip: bool = True
+    crop_scale: Optional[tuple[float, float]] = None
+    """Area range of the random-resized crop; None: no crop."""
+    color_strength: float = 0.5
+    color_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_p: float = 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        cfg = self.cfg
-        if cfg.crop_scale is not None:
-            x = random_resized_crop(x, cfg.crop_scale)
-        if cfg.flip:
+        if self.crop_scale is not None:
+            x = random_resized_crop(x, self.crop_scale)
+        if self.flip:
             x = random_flip(x)
-        if cfg.color_strength > 0 and cfg.color_p > 0:
-            x = color_jitter(x, cfg.color_strength, cfg.color_p)
-        x = random_grayscale(x, cfg.grayscale_p)
-        if cfg.blur_p > 0:
-            x = random_gaussian_blur(x, cfg.blur_p)
+        if self.color_strength > 0 and self.color_p > 0:
+            x = color_jitter(x, self.color_strength, self.color_p)
+        x = random_grayscale(x, self.grayscale_p)
+        if self.blur_p > 0:
+            x = random_gaussian_blur(x, self.blur_p)
         return x

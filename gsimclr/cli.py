@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,17 +24,21 @@ app = typer.Typer(
     "Stages run in order: train -> cluster -> pretrain -> evaluate -> compare (dvc repro runs them all, "
     "once per seed); `gsimclr study FILE` runs a parameter set from pipelines/ as a DVC experiment.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
 
 class Method(str, Enum):
+    """A pretraining method (the `--method` of `pretrain`)."""
+
     simclr = "simclr"
     gsimclr = "gsimclr"
 
 
 class EvalMethod(str, Enum):
+    """What `evaluate --method` evaluates: a pretrained model, the supervised baseline or a control."""
+
     simclr = "simclr"
     gsimclr = "gsimclr"
     supervised = "supervised"
@@ -57,29 +62,52 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _run(ctx: typer.Context, stage: Callable, *args, restart: bool = False) -> object:
-    """Build the stage context and run `stage` with its errors reported."""
+def _run(ctx: typer.Context, name: str, stage: Callable, method: Optional[str] = None, restart: bool = False) -> Any:
+    """Build the context of stage `name` (its declared params only), seed the RNGs, and run `stage` with
+    its errors reported."""
     with reported_errors():
         from gsimclr.config import load_params
         from gsimclr.device import select_device
         from gsimclr.layout import Layout
-        from gsimclr.stages.context import StageContext
+        from gsimclr.stages.context import seed_everything, stage_context
 
         params = load_params(ctx.obj["params"])
         seed = params.seeds[0] if ctx.obj["seed"] is None else ctx.obj["seed"]
         if seed not in params.seeds:
-            raise UserError(f"--seed {seed} is not one of params `seeds` {params.seeds}: add it there so `compare` sees it")
+            raise UserError(
+                f"--seed {seed} is not one of params `seeds` {params.seeds}: add it there so `compare` sees it"
+            )
         device = select_device(ctx.obj["device"])
-        return stage(StageContext(params, seed, Layout().for_seed(seed), device, restart), *args)
+        seed_everything(seed)
+        context = stage_context(params, name, method, seed, Layout(), device, restart)
+        return stage(context, method) if method is not None else stage(context)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"gsimclr {version('gsimclr')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
     params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file to read.")] = Path("params.yaml"),
     device: Annotated[str, typer.Option(help="auto (cuda -> mps -> cpu), cpu, cuda, cuda:N or mps.")] = "auto",
-    seed: Annotated[Optional[int], typer.Option(
-        min=0, help="Which run of the study: its artifacts go under artifacts/seed<N>/ (default: the first of params `seeds`).")] = None,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Which run of the study: its artifacts go under artifacts/seed<N>/ "
+            "(default: the first of params `seeds`).",
+        ),
+    ] = None,
 ) -> None:
     """Global options shared by every stage."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -94,7 +122,7 @@ def train(ctx: typer.Context, restart: RestartOption = False) -> None:
     """
     from gsimclr.stages.train_autoencoder import train_autoencoder
 
-    metrics = _run(ctx, train_autoencoder, restart=restart)
+    metrics = _run(ctx, "train", train_autoencoder, restart=restart)
     typer.echo(f"autoencoder: best epoch {metrics['best_epoch']}, val MSE {metrics['val_loss']:.5f}")
 
 
@@ -106,8 +134,8 @@ def cluster(ctx: typer.Context) -> None:
     """
     from gsimclr.stages.cluster import cluster as run_cluster
 
-    metrics = _run(ctx, run_cluster)
-    typer.echo(f"pseudo labels: k={metrics['clusters']:.0f}, NMI vs true labels {metrics['nmi']:.3f} (diagnostic only)")
+    metrics = _run(ctx, "cluster", run_cluster)
+    typer.echo(f"pseudo labels: k={metrics.clusters:.0f}, NMI vs true labels {metrics.nmi:.3f} (diagnostic only)")
 
 
 @app.command()
@@ -122,16 +150,21 @@ def pretrain(
     """
     from gsimclr.stages.pretrain import pretrain as run_pretrain
 
-    metrics = _run(ctx, run_pretrain, method.value, restart=restart)
+    metrics = _run(ctx, "pretrain", run_pretrain, method.value, restart=restart)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once rather than once per process
-        typer.echo(f"{method.value}: final NT-Xent loss {metrics['loss']:.4f}")
+        typer.echo(f"{method.value}: final NT-Xent loss {metrics.loss:.4f}")
 
 
 @app.command()
 def evaluate(
     ctx: typer.Context,
-    method: Annotated[EvalMethod, typer.Option(help="A pretrained model, the supervised baseline, or a control: "
-                                                    "random_init (untrained network; its fine-tune trains from scratch) or pixels.")],
+    method: Annotated[
+        EvalMethod,
+        typer.Option(
+            help="A pretrained model, the supervised baseline, or a control: "
+            "random_init (untrained network; its fine-tune trains from scratch) or pixels."
+        ),
+    ],
     restart: RestartOption = False,
 ) -> None:
     """Linear probes at P1/P2/P3 and 10% fine-tuning, the supervised baseline, or a control.
@@ -140,9 +173,8 @@ def evaluate(
     """
     from gsimclr.stages.evaluate import evaluate as run_evaluate
 
-    metrics = _run(ctx, run_evaluate, method.value, restart=restart)
-    shown = {k: v for k, v in metrics.items() if k.endswith("test_acc")}
-    typer.echo(f"{method.value}: " + ", ".join(f"{k.removesuffix('_test_acc')} {100 * v:.2f}%" for k, v in shown.items()))
+    scores = _run(ctx, "evaluate", run_evaluate, method.value, restart=restart)
+    typer.echo(f"{method.value}: " + ", ".join(f"{row} {100 * s.test_acc:.2f}%" for row, s in scores.rows.items()))
 
 
 @app.command()
@@ -154,22 +186,29 @@ def compare(ctx: typer.Context) -> None:
     from gsimclr.stages.compare import compare as run_compare
     from gsimclr.tracking import ui_command
 
-    _run(ctx, run_compare)
+    _run(ctx, "compare", run_compare)
     typer.echo(f"results: {Path('results/results.md').resolve()}")
     typer.echo(f"compare the runs: {ui_command()}")
 
 
 class Metric(str, Enum):
+    """The accuracy `tabulate` reads from each results.csv."""
+
     accuracy = "accuracy"
     balanced_accuracy = "balanced_accuracy"
 
 
 @app.command()
 def tabulate(
-    studies: Annotated[list[str], typer.Argument(help="LABEL=path/to/results.csv, one per study (e.g. one per DVC experiment).")],
-    metric: Annotated[Metric, typer.Option(help="balanced_accuracy: mean per-class accuracy (long-tailed runs).")] = Metric.accuracy,
-    representation: Annotated[list[str], typer.Option(
-        "--representation", "-r", help="Rows to show (repeatable): P1, P2, P3, fine-tune.")] = ["P1", "P2", "P3", "fine-tune"],
+    studies: Annotated[
+        list[str], typer.Argument(help="LABEL=path/to/results.csv, one per study (e.g. one per DVC experiment).")
+    ],
+    metric: Annotated[
+        Metric, typer.Option(help="balanced_accuracy: mean per-class accuracy (long-tailed runs).")
+    ] = Metric.accuracy,
+    representation: Annotated[
+        list[str], typer.Option("--representation", "-r", help="Rows to show (repeatable): P1, P2, P3, fine-tune.")
+    ] = ["P1", "P2", "P3", "fine-tune"],  # noqa: B006 (typer reads the default; it is never mutated)
     output: Annotated[Optional[Path], typer.Option(help="Also write the table to this file.")] = None,
 ) -> None:
     """Put several studies side by side: each one's guided arm against its own SimCLR arm, paired by seed.
@@ -190,11 +229,25 @@ def tabulate(
 def study(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A complete parameter set, e.g. pipelines/imagenet5-cpu.yaml.")],
-    set_param: Annotated[list[str], typer.Option(
-        "--set-param", "-S", help="Extra Hydra override applied after the study, e.g. data.root=/data/imagenet-5-categories.")] = [],
-    name: Annotated[Optional[str], typer.Option(
-        "--name", "-n", help="Experiment name (default: the file's stem); give variants of one study names of their own.")] = None,
-    queue: Annotated[bool, typer.Option(help="Queue the experiment (start it with `dvc queue start`) instead of running it now.")] = False,
+    set_param: Annotated[
+        list[str],
+        typer.Option(
+            "--set-param",
+            "-S",
+            help="Extra Hydra override applied after the study, e.g. data.root=/data/imagenet-5-categories.",
+        ),
+    ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            "-n",
+            help="Experiment name (default: the file's stem); give variants of one study names of their own.",
+        ),
+    ] = None,
+    queue: Annotated[
+        bool, typer.Option(help="Queue the experiment (start it with `dvc queue start`) instead of running it now.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the dvc command and exit.")] = False,
 ) -> None:
     """Run a study file through DVC as a named experiment (`dvc exp run -S ...`); params.yaml is not edited by hand.

@@ -25,6 +25,11 @@ def cluster_quality(pseudo: np.ndarray, true: np.ndarray) -> dict[str, float]:
 
 
 def size_stats(pseudo: np.ndarray) -> dict[str, float]:
+    """Number of clusters and the smallest, largest and mean cluster size (empty clusters show as fewer clusters)."""
     sizes = np.bincount(pseudo)
-    return {"clusters": float(len(sizes)), "size_min": float(sizes.min()), "size_max": float(sizes.max()),
-            "size_mean": float(sizes.mean())}
+    return {
+        "clusters": float(len(sizes)),
+        "size_min": float(sizes.min()),
+        "size_max": float(sizes.max()),
+        "size_mean": float(sizes.mean()),
+    }

@@ -6,18 +6,25 @@ a typo must fail loudly before hours of training, not be ignored.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import yaml
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, field_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
     model_validator,
 )
 
 from gsimclr.errors import UserError
+
 
 def _check_crop_scale(scale: tuple[float, float]) -> tuple[float, float]:
     if not 0.0 < scale[0] <= scale[1] <= 1.0:
@@ -30,11 +37,16 @@ CropScale = Annotated[tuple[float, float], AfterValidator(_check_crop_scale)]
 
 
 class Section(BaseModel):
-    # allow_inf_nan=False: `temperature: .inf` or `lr: .nan` would otherwise pass every range check and train on a flat loss.
+    # allow_inf_nan=False: `temperature: .inf` or `lr: .nan` would otherwise pass every range check
+    # and train on a flat loss.
+    """A params section: unknown keys, NaN and infinity are errors, and values are frozen once loaded."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(Section):
+    """Which dataset, where it lives, the input resolution and how the training data is split."""
+
     name: Literal["digits", "cifar10", "imagefolder"] = "digits"
     root: Optional[str] = None
     """Dataset directory (cifar10: where `cifar-10-batches-py` lives; imagefolder: holds train/ and test/)."""
@@ -57,13 +69,15 @@ class DataConfig(Section):
     """Which images the long-tailed split keeps; fixed across `seeds`, so every run sees the same data."""
 
     @model_validator(mode="after")
-    def _root_needed(self) -> "DataConfig":
+    def _root_needed(self) -> DataConfig:
         if self.name in ("cifar10", "imagefolder") and not self.root:
             raise ValueError(f"data.root is required for data.name={self.name}")
         return self
 
 
 class AutoencoderConfig(Section):
+    """The paper's denoising autoencoder (stage 1) and its early-stopped training."""
+
     filters: list[PositiveInt] = Field(default=[32, 64, 128], min_length=1)
     """One encoder block [conv -> BN -> ReLU -> maxpool2] per entry; the decoder mirrors it."""
     kernel_size: PositiveInt = 3
@@ -75,6 +89,8 @@ class AutoencoderConfig(Section):
 
 
 class ClusterConfig(Section):
+    """k-means on the autoencoder's bottleneck features (stage 2): the pseudo labels."""
+
     features: Literal["autoencoder", "pixels"] = "autoencoder"
     """What k-means clusters: the autoencoder's pooled bottleneck (the paper), or raw pixels (a
     baseline that asks whether the autoencoder earns its cost)."""
@@ -85,6 +101,8 @@ class ClusterConfig(Section):
 
 
 class ModelConfig(Section):
+    """The SimCLR network: backbone and projection head (shared by pretraining and evaluation)."""
+
     backbone: Literal["cifar_resnet", "resnet18", "resnet50"] = "cifar_resnet"
     blocks_per_stage: PositiveInt = 2
     """cifar_resnet only: bottleneck blocks in each of its three stages."""
@@ -99,6 +117,8 @@ class ModelConfig(Section):
 
 
 class AugmentConfig(Section):
+    """SimCLR's view augmentations (Chen et al. 2020, Appendix A), each switchable."""
+
     flip: bool = True
     crop_scale: Optional[CropScale] = None
     """Random resized crop area range, e.g. [0.2, 1.0]; null keeps the paper's flip + colour set."""
@@ -122,6 +142,8 @@ class KnnMonitorConfig(Section):
 
 
 class PretrainConfig(Section):
+    """SimCLR / G-SimCLR pretraining (stage 3): the same settings for both methods."""
+
     epochs: PositiveInt = 15
     batch_size: int = Field(default=64, ge=2)
     """G-SimCLR's batch size; the paper keeps it equal to cluster.k."""
@@ -146,16 +168,17 @@ class PretrainConfig(Section):
     """Compile the network with torch.compile (pays a one-off compile time; worth it on GPUs)."""
 
     @model_validator(mode="after")
-    def _warmup_fits(self) -> "PretrainConfig":
+    def _warmup_fits(self) -> PretrainConfig:
         if self.warmup_epochs >= self.epochs:
-            raise ValueError(f"pretrain.warmup_epochs={self.warmup_epochs} must be shorter than "
-                             f"pretrain.epochs={self.epochs}")
+            raise ValueError(
+                f"pretrain.warmup_epochs={self.warmup_epochs} must be shorter than pretrain.epochs={self.epochs}"
+            )
         return self
 
     @property
     def scaled_lr(self) -> float:
         """The learning rate the optimiser starts from after warm-up."""
-        scale = {"none": 1.0, "linear": self.batch_size / 256, "sqrt": self.batch_size ** 0.5}[self.lr_scaling]
+        scale = {"none": 1.0, "linear": self.batch_size / 256, "sqrt": self.batch_size**0.5}[self.lr_scaling]
         return self.lr * scale
 
 
@@ -163,7 +186,8 @@ class GuidanceConfig(Section):
     """How the G-SimCLR arm uses its pseudo labels (the SimCLR arm never sees them)."""
 
     batches: Literal["guided", "random"] = "guided"
-    """guided: the paper's batches stratified by pseudo label; random: plain SimCLR batches (to test a loss option alone)."""
+    """guided: the paper's batches stratified by pseudo label; random: plain SimCLR batches (to test a
+    loss option alone)."""
     false_negatives: Literal["keep", "cancel", "attract", "debiased"] = "keep"
     """Same-pseudo-label images in a batch: keep as negatives (the paper), cancel them from the NT-Xent
     denominator, or attract them as extra positives; debiased ignores pseudo labels and corrects the
@@ -176,10 +200,12 @@ class GuidanceConfig(Section):
     with those labels from then on (DeepCluster/PCL-style); 0 keeps the autoencoder's labels throughout."""
 
     @model_validator(mode="after")
-    def _refresh_is_used(self) -> "GuidanceConfig":
+    def _refresh_is_used(self) -> GuidanceConfig:
         if self.refresh_every and self.batches == "random" and self.false_negatives in ("keep", "debiased"):
-            raise ValueError("guidance.refresh_every needs pseudo labels to be used: batches: guided or "
-                             "false_negatives: cancel | attract")
+            raise ValueError(
+                "guidance.refresh_every needs pseudo labels to be used: batches: guided or "
+                "false_negatives: cancel | attract"
+            )
         return self
 
 
@@ -216,6 +242,8 @@ class ClassifierConfig(Section):
 
 
 class EvaluateConfig(Section):
+    """Evaluation (stage 4): linear probe, fine-tuning on a labelled fraction, supervised baseline."""
+
     linear: LinearProbeConfig = LinearProbeConfig()
     finetune: ClassifierConfig = ClassifierConfig(epochs=100, batch_size=32, patience=20)
     """Fine-tuning on `finetune_fraction` of the labels; also trains the from-scratch control on the same images."""
@@ -224,6 +252,8 @@ class EvaluateConfig(Section):
 
 
 class Params(Section):
+    """The whole params file (params.yaml or a study under pipelines/), validated."""
+
     seeds: list[NonNegativeInt] = Field(default=[0], min_length=1)
     """Every stage runs once per seed (`gsimclr --seed N <stage>`); `compare` reports mean ± 95% CI over them."""
     data: DataConfig = DataConfig()
@@ -243,38 +273,19 @@ class Params(Section):
             raise ValueError("seeds must be distinct")
         return seeds
 
-    def section_hash(self, *sections: str) -> str:
-        """Short digest of the named sections: a resume checkpoint is only valid for the same config."""
-        payload = {name: getattr(self, name) for name in sections}
-        blob = json.dumps({k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in payload.items()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    def flat(self) -> dict[str, object]:
-        """Dotted keys for MLflow params (e.g. `pretrain.augment.flip`)."""
-        out: dict[str, object] = {}
-
-        def walk(prefix: str, value: object) -> None:
-            if isinstance(value, dict):
-                for key, sub in value.items():
-                    walk(f"{prefix}.{key}" if prefix else key, sub)
-            else:
-                out[prefix] = value
-
-        walk("", self.model_dump())
-        return out
-
 
 def _describe(error: ValidationError, source: str) -> str:
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif "input" in first and not isinstance(first["input"], (dict, list)):
-        message = f"{message} (got {first['input']!r})"
-    more = len(error.errors()) - 1
-    suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {key}: {message}{suffix}"
+    """Every problem pydantic found, on one line: `file: key: what; key: what`."""
+    problems = []
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in problem and not isinstance(problem["input"], (dict, list)):
+            message = f"{message} (got {problem['input']!r})"
+        problems.append(f"{key}: {message}")
+    return f"{source}: " + "; ".join(problems)
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
@@ -45,16 +45,18 @@ class ImageSplits:
     def digest(self) -> str:
         """Short SHA-256 of the training images and labels as decoded: what every training stage consumes,
         so a changed dataset never resumes a checkpoint built from the old one."""
-        digest = hashlib.sha256(self.train_x.contiguous().numpy())  # hashes the buffer, no copy
-        digest.update(self.train_y.contiguous().numpy())
+        digest = hashlib.sha256(self.train_x.contiguous().numpy().data)  # hashes the buffer, no copy
+        digest.update(self.train_y.contiguous().numpy().data)
         return digest.hexdigest()[:16]
 
     @property
     def channels(self) -> int:
+        """Image channels (1 for digits, 3 for RGB)."""
         return int(self.train_x.shape[1])
 
     @property
     def num_classes(self) -> int:
+        """Number of classes (from the class names, so an empty class still counts)."""
         return len(self.classes)
 
 
@@ -101,13 +103,19 @@ class _CifarUnpickler(pickle.Unpickler):
     """Unpickles only what the documented CIFAR-10 python batches hold (dicts, lists, bytes, numbers and
     numpy arrays): any other global, e.g. `os.system` in a booby-trapped file, is refused, not called."""
 
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store an array's bytes through it
-    }
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store an array's bytes through it
+        }
+    )
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -129,7 +137,8 @@ def _safe_unpickle(path: Path) -> dict:
 
 def _read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the documented CIFAR-10 python format (pickled dicts with b'data' and b'labels')."""
-    data, labels = [], []
+    data: list[np.ndarray] = []
+    labels: list[int] = []
     for name in names:
         path = folder / name
         if not path.is_file():
@@ -165,9 +174,7 @@ def _load_cifar10(cfg: DataConfig) -> ImageSplits:
             classes = [name.decode() for name in _safe_unpickle(meta)[b"label_names"]]
         except (KeyError, AttributeError, TypeError):
             raise UserError(f"not a CIFAR-10 batches.meta file: {meta}") from None
-    return ImageSplits(
-        _resize(train_x, cfg.image_size), train_y, _resize(test_x, cfg.image_size), test_y, classes
-    )
+    return ImageSplits(_resize(train_x, cfg.image_size), train_y, _resize(test_x, cfg.image_size), test_y, classes)
 
 
 def _refuse_symlink_loops(folder: Path) -> None:
@@ -215,8 +222,10 @@ def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Ten
     if skipped:
         print(f"warning: skipped {len(skipped)} unreadable image(s) in {folder} (first: {skipped[0]})")
     if converted:
-        print(f"note: converted {len(converted)} image(s) that are not 8-bit RGB or grey to RGB in {folder} "
-              f"(first: {converted[0]})")
+        print(
+            f"note: converted {len(converted)} image(s) that are not 8-bit RGB or grey to RGB in {folder} "
+            f"(first: {converted[0]})"
+        )
     missing = sorted(set(range(len(dataset.classes))) - set(labels))
     if missing:
         raise UserError(f"{folder}: no readable image in class folder(s) {[dataset.classes[c] for c in missing]}")
@@ -246,8 +255,10 @@ def _refuse_shared_files(train_files: list[str], test_files: list[str]) -> None:
     train = {file_digest(Path(path)) for path in train_files}
     shared = [path for path in test_files if file_digest(Path(path)) in train]
     if shared:
-        raise UserError(f"{len(shared)} test image(s) also appear in train/ (first: {shared[0]}): "
-                        "the test split must hold unseen images")
+        raise UserError(
+            f"{len(shared)} test image(s) also appear in train/ (first: {shared[0]}): "
+            "the test split must hold unseen images"
+        )
 
 
 def load_dataset(cfg: DataConfig) -> ImageSplits:
@@ -255,8 +266,9 @@ def load_dataset(cfg: DataConfig) -> ImageSplits:
     loaders = {"digits": _load_digits, "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
     data = loaders[cfg.name](cfg)
     if data.num_classes < 2:
-        raise UserError(f"{cfg.name} dataset at {cfg.root} has {data.num_classes} class: "
-                        "the evaluation needs at least two classes")
+        raise UserError(
+            f"{cfg.name} dataset at {cfg.root} has {data.num_classes} class: the evaluation needs at least two classes"
+        )
     if cfg.imbalance_ratio > 1:
         keep = torch.as_tensor(long_tailed_indices(data.train_y.numpy(), cfg.imbalance_ratio, cfg.imbalance_seed))
         data = replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
@@ -288,7 +300,9 @@ def split_indices(n: int, val_fraction: float, seed: int, labels: Optional[torch
             np.arange(n), test_size=val_fraction, stratify=None if labels is None else labels.numpy(), random_state=seed
         )
     except ValueError as exc:
-        raise UserError(f"cannot carve a validation split (data.val_fraction={val_fraction}) from {n} images: {exc}") from None
+        raise UserError(
+            f"cannot carve a validation split (data.val_fraction={val_fraction}) from {n} images: {exc}"
+        ) from None
     return LabelSplit(np.sort(fit), np.sort(val))
 
 

@@ -8,6 +8,7 @@ from gsimclr.errors import UserError
 
 
 def select_device(name: str = "auto") -> torch.device:
+    """The torch device for `--device` (auto: cuda, then mps, then cpu); an unusable one is a `UserError`."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

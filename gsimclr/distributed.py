@@ -25,6 +25,8 @@ from gsimclr.errors import UserError
 
 @dataclass(frozen=True)
 class World:
+    """This process's place among data-parallel processes (a world of one without torchrun)."""
+
     rank: int = 0
     size: int = 1
 
@@ -46,7 +48,7 @@ class World:
         with warnings.catch_warnings():  # its successor lives in a private module (torch 2.15); keep the public API
             warnings.simplefilter("ignore", FutureWarning)
             parts = all_gather(padded)
-        return torch.cat([part[:n] for part, n in zip(parts, sizes)])
+        return torch.cat([part[:n] for part, n in zip(parts, sizes, strict=True)])
 
     def broadcast(self, values: np.ndarray, device: torch.device) -> np.ndarray:
         """Rank 0's copy of an integer array on every rank (e.g. pseudo labels one rank computed)."""
@@ -78,5 +80,8 @@ def wrap_model(net: torch.nn.Module, world: World, device: torch.device) -> torc
 
 
 def check_batch(world: World, batch_size: int) -> None:
+    """The global batch must split evenly over the processes (each shard then holds whole images)."""
     if batch_size < world.size:
-        raise UserError(f"pretrain.batch_size={batch_size} is smaller than the {world.size} processes: each needs an image")
+        raise UserError(
+            f"pretrain.batch_size={batch_size} is smaller than the {world.size} processes: each needs an image"
+        )

@@ -13,8 +13,15 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def knn_predict(memory: torch.Tensor, memory_labels: torch.Tensor, queries: torch.Tensor, n_classes: int,
-                k: int, temperature: float, chunk: int = 1024) -> torch.Tensor:
+def knn_predict(
+    memory: torch.Tensor,
+    memory_labels: torch.Tensor,
+    queries: torch.Tensor,
+    n_classes: int,
+    k: int,
+    temperature: float,
+    chunk: int = 1024,
+) -> torch.Tensor:
     """Class predicted for every query by a similarity-weighted vote of its k nearest memory samples.
 
     >>> memory = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
@@ -26,7 +33,7 @@ def knn_predict(memory: torch.Tensor, memory_labels: torch.Tensor, queries: torc
     memory = F.normalize(memory.float(), dim=1)
     predictions = []
     for start in range(0, len(queries), chunk):
-        similarity = F.normalize(queries[start:start + chunk].float(), dim=1) @ memory.T
+        similarity = F.normalize(queries[start : start + chunk].float(), dim=1) @ memory.T
         top_similarity, top_index = similarity.topk(k, dim=1)
         votes = torch.zeros(len(similarity), n_classes, device=similarity.device)
         votes.scatter_add_(1, memory_labels[top_index], (top_similarity / temperature).exp())
@@ -34,8 +41,14 @@ def knn_predict(memory: torch.Tensor, memory_labels: torch.Tensor, queries: torc
     return torch.cat(predictions)
 
 
-def knn_accuracy(memory: torch.Tensor, memory_labels: torch.Tensor, queries: torch.Tensor, query_labels: torch.Tensor,
-                 k: int, temperature: float) -> float:
+def knn_accuracy(
+    memory: torch.Tensor,
+    memory_labels: torch.Tensor,
+    queries: torch.Tensor,
+    query_labels: torch.Tensor,
+    k: int,
+    temperature: float,
+) -> float:
     """Share of queries whose kNN prediction is their label."""
     n_classes = int(max(memory_labels.max(), query_labels.max())) + 1
     predicted = knn_predict(memory, memory_labels, queries, n_classes, k, temperature)

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 FalseNegatives = Literal["keep", "cancel", "attract", "debiased"]
 
 
-def contrastive_loss(z: torch.Tensor, ids: torch.Tensor, temperature: float,
-                     hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
+def contrastive_loss(
+    z: torch.Tensor, ids: torch.Tensor, temperature: float, hidden: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """Mean over anchors of -mean_{p in positives} log softmax_{k != anchor}(cos(z_a, z_k) / T)_p.
 
     `z` is (M, D); `ids` is (M,), and samples sharing an id are positives of each other. Every other
@@ -55,8 +56,14 @@ def debiased_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, tau
     return (torch.log(positive + corrected) - torch.log(positive)).mean()
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, pseudo_labels: Optional[torch.Tensor] = None,
-            false_negatives: FalseNegatives = "keep", tau_plus: float = 0.1) -> torch.Tensor:
+def nt_xent(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float,
+    pseudo_labels: Optional[torch.Tensor] = None,
+    false_negatives: FalseNegatives = "keep",
+    tau_plus: float = 0.1,
+) -> torch.Tensor:
     """SimCLR's NT-Xent over 2N projections: z1[i] and z2[i] are the two views of image i.
 
     With pseudo labels, images of the anchor's cluster are treated as false negatives: `cancel`

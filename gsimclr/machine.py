@@ -8,6 +8,7 @@ import torch
 
 
 def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one, else the platform's word)."""
     try:
         with open("/proc/cpuinfo") as handle:
             return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))

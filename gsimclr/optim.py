@@ -14,7 +14,8 @@ from torch import nn
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict]:
-    """One group that is decayed and, unless `decay_norm_and_bias`, one of 1-d tensors (norm scales, biases) that is not.
+    """One group that is decayed and, unless `decay_norm_and_bias`, one of 1-d tensors (norm scales,
+    biases) that is not.
 
     >>> groups = parameter_groups(nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2)), 1e-4, False)
     >>> [len(g["params"]) for g in groups], [g["weight_decay"] for g in groups]
@@ -28,7 +29,9 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias:
     return [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step schedule: lr rises linearly from lr/warmup_steps to lr, then follows a cosine to 0 at `total_steps`.
 
     With `warmup_steps=0` it is exactly `CosineAnnealingLR(T_max=total_steps)`.

@@ -7,19 +7,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from gsimclr.storage import atomic_open  # noqa: E402
+from gsimclr.storage import atomic_open
 
 
 def save_png(figure: Figure, path: Path) -> None:
+    """Write `figure` as a PNG atomically (a reader never sees half a file)."""
     with atomic_open(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
 
 
 def loss_curves(history: list[dict[str, float]], keys: list[str], title: str) -> Figure:
+    """One line per metric in `keys` against the epoch."""
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
     epochs = [row["epoch"] for row in history]
     for key in keys:
@@ -49,6 +51,7 @@ def tsne_panels(embedding: np.ndarray, clusters: np.ndarray, classes: np.ndarray
 
 
 def cluster_sizes(clusters: np.ndarray) -> Figure:
+    """Cluster sizes, largest first, against their mean: how balanced the pseudo labels are."""
     sizes = np.sort(np.bincount(clusters))[::-1]
     figure, axis = plt.subplots(figsize=(6, 3))
     axis.bar(np.arange(len(sizes)), sizes)
@@ -70,10 +73,12 @@ def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baselines: list
         for position, representation in enumerate(representations):
             values = np.asarray(cells[representation])
             x = position + offset
-            axis.bar(x, values.mean(), width * 0.9, color=f"C{index}", alpha=0.35, label=method if position == 0 else None)
+            axis.bar(
+                x, values.mean(), width * 0.9, color=f"C{index}", alpha=0.35, label=method if position == 0 else None
+            )
             axis.scatter(np.full(len(values), x), values, color=f"C{index}", s=14, zorder=3)
-    for style, (name, values) in zip(("--", ":", "-."), baselines):
-        axis.axhline(float(np.mean(values)), color="k", linestyle=style, linewidth=1, label=f"{name} (mean)")
+    for style, (name, baseline) in zip(("--", ":", "-."), baselines, strict=False):
+        axis.axhline(float(np.mean(baseline)), color="k", linestyle=style, linewidth=1, label=f"{name} (mean)")
     axis.set_xticks(range(len(representations)), representations)
     axis.set_ylabel("test accuracy (%)")
     axis.set_title("test accuracy: bars are means over seeds, dots single seeds")
@@ -87,8 +92,14 @@ def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabe
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
     for index, (method, runs) in enumerate(curves.items()):
         for number, (epochs, values) in enumerate(runs):
-            axis.plot(epochs, values, color=f"C{index}", alpha=0.8, marker="." if len(values) < 30 else None,
-                      label=method if number == 0 else None)
+            axis.plot(
+                epochs,
+                values,
+                color=f"C{index}",
+                alpha=0.8,
+                marker="." if len(values) < 30 else None,
+                label=method if number == 0 else None,
+            )
     axis.set_xlabel("epoch")
     axis.set_ylabel(ylabel)
     axis.set_title(title)
@@ -98,4 +109,5 @@ def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabe
 
 
 def close(figure: Figure) -> None:
+    """Free a figure's memory (pyplot keeps every open figure alive)."""
     plt.close(figure)

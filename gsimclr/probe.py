@@ -20,6 +20,8 @@ from sklearn.preprocessing import StandardScaler
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """The selected C, its validation accuracy, every C's, and the selected model's test predictions."""
+
     c: float
     """The inverse regularisation strength chosen on the validation split."""
     val_acc: float
@@ -27,8 +29,15 @@ class ProbeResult:
     test_predictions: np.ndarray
 
 
-def linear_probe(fit_x: np.ndarray, fit_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, test_x: np.ndarray,
-                 c_grid: list[float], max_iter: int = 1000) -> ProbeResult:
+def linear_probe(
+    fit_x: np.ndarray,
+    fit_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    test_x: np.ndarray,
+    c_grid: list[float],
+    max_iter: int = 1000,
+) -> ProbeResult:
     """Fit one probe per C on the fit split, keep the one with the best validation accuracy (the
     smallest C among ties: the simplest model), and predict the test split with it.
 
@@ -46,5 +55,6 @@ def linear_probe(fit_x: np.ndarray, fit_y: np.ndarray, val_x: np.ndarray, val_y:
         by_c[c] = float((model.predict(val_x) == val_y).mean())
         if best is None or by_c[c] > by_c[best[0]]:
             best = (c, model)
+    assert best is not None  # c_grid has at least one value (validated in the config)
     c, model = best
     return ProbeResult(c=c, val_acc=by_c[c], val_acc_by_c=by_c, test_predictions=model.predict(test_x))

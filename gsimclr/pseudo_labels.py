@@ -9,8 +9,9 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,9 @@ def read_pseudo_labels(path: Path, n_images: int) -> np.ndarray:
     except (KeyError, ValueError, pd.errors.ParserError):
         raise UserError(f"{path}: expected columns index,cluster with integer values") from None
     if len(labels) != n_images or set(indices) != set(range(n_images)):
-        raise UserError(f"{path} labels {len(labels)} images but the training split has {n_images} (re-run `gsimclr cluster`)")
+        raise UserError(
+            f"{path} labels {len(labels)} images but the training split has {n_images} (re-run `gsimclr cluster`)"
+        )
     if labels.min() < 0:
         raise UserError(f"{path}: cluster ids must be non-negative")
     return labels
@@ -40,8 +43,16 @@ def read_pseudo_labels(path: Path, n_images: int) -> np.ndarray:
 class PseudoLabels:
     """Labels for each epoch; `current` is what the sampler and the loss of the running epoch use."""
 
-    def __init__(self, initial: np.ndarray, refresh_every: int, k: int, n_init: int, seed: int,
-                 embed: Callable[[], np.ndarray], share: Callable[[np.ndarray], np.ndarray] = lambda x: x) -> None:
+    def __init__(
+        self,
+        initial: np.ndarray,
+        refresh_every: int,
+        k: int,
+        n_init: int,
+        seed: int,
+        embed: Callable[[], np.ndarray],
+        share: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+    ) -> None:
         """`embed` returns one row per training image from the model as it is now; `share` makes every
         data-parallel rank use rank 0's labels (k-means on per-rank BatchNorm statistics could differ)."""
         self.current = initial
@@ -51,10 +62,12 @@ class PseudoLabels:
         self._embed, self._share = embed, share
 
     def due(self, epoch: int) -> bool:
+        """Whether `epoch` starts a new refresh period (never with `refresh_every` 0)."""
         return self._refresh_every > 0 and epoch > 1 and (epoch - 1) % self._refresh_every == 0
 
-    def for_epoch(self, epoch: int) -> np.ndarray:
-        """Refresh from the model first when `epoch` starts a new refresh period."""
+    def refresh_if_due(self, epoch: int) -> np.ndarray:
+        """The labels of `epoch`: re-clustered from the model's embeddings (k-means) first when `epoch`
+        starts a new refresh period."""
         if self.due(epoch) and self.refreshed_at != epoch:
             features = self._embed()
             labels, _ = kmeans_pseudo_labels(features, self._k, self._n_init, self._seed + epoch)
@@ -62,7 +75,9 @@ class PseudoLabels:
         return self.current
 
     def state_dict(self) -> dict[str, Any]:
+        """The current labels and when they were refreshed (for resume checkpoints)."""
         return {"labels": torch.tensor(self.current), "refreshed_at": self.refreshed_at}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the labels of a resume checkpoint."""
         self.current, self.refreshed_at = state["labels"].numpy(), int(state["refreshed_at"])

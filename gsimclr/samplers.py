@@ -15,13 +15,14 @@ final batches, where they collide.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
 
 import numpy as np
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """A numpy generator for one epoch, derived only from (seed, epoch): a resumed run draws the same."""
     return np.random.default_rng([seed, epoch])
 
 
@@ -35,24 +36,20 @@ def _deal(order: np.ndarray, n_batches: int, rng: np.random.Generator) -> list[n
     return [batches[b] for b in rng.permutation(n_batches)]
 
 
-class BatchSampler(Protocol):
-    def __len__(self) -> int: ...
-
-    def batches(self, epoch: int) -> list[np.ndarray]: ...
-
-
 @dataclass(frozen=True)
 class RandomBatchSampler:
     """SimCLR: a fresh random partition of the dataset into batches every epoch."""
 
     n_items: int
     batch_size: int
+    """The last batch of an epoch is smaller when `batch_size` does not divide `n_items`."""
     seed: int
 
     def __len__(self) -> int:
-        return -(-self.n_items // self.batch_size)
+        return (self.n_items + self.batch_size - 1) // self.batch_size
 
     def batches(self, epoch: int) -> list[np.ndarray]:
+        """The batches of `epoch`, each an array of dataset indices."""
         rng = epoch_rng(self.seed, epoch)
         return _deal(rng.permutation(self.n_items), len(self), rng)
 
@@ -66,9 +63,10 @@ class GuidedBatchSampler:
     seed: int
 
     def __len__(self) -> int:
-        return -(-len(self.pseudo_labels) // self.batch_size)
+        return (len(self.pseudo_labels) + self.batch_size - 1) // self.batch_size
 
     def batches(self, epoch: int) -> list[np.ndarray]:
+        """The batches of `epoch`, each an array of dataset indices."""
         rng = epoch_rng(self.seed, epoch)
         clusters = [np.flatnonzero(self.pseudo_labels == c) for c in np.unique(self.pseudo_labels)]
         for members in clusters:

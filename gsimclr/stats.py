@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from scipy import stats
 
@@ -13,6 +13,8 @@ CONFIDENCE = 0.95
 
 @dataclass(frozen=True)
 class Summary:
+    """Mean and 95 % Student-t half-width over seeds; `format` prints it as the tables do."""
+
     mean: float
     half_width: float
     """Half-width of the Student-t confidence interval; nan with a single seed."""
@@ -28,6 +30,7 @@ class Summary:
 
     @property
     def excludes_zero(self) -> bool:
+        """Whether the interval lies entirely on one side of zero."""
         return not math.isnan(self.half_width) and abs(self.mean) > self.half_width
 
 
@@ -47,7 +50,7 @@ def paired_difference(treatment: Sequence[float], control: Sequence[float]) -> S
     """Summary of per-seed differences (same seed = same data split and initialisation seed for both methods)."""
     if len(treatment) != len(control):
         raise ValueError("paired values need the same seeds")
-    return summarize([t - c for t, c in zip(treatment, control)])
+    return summarize([t - c for t, c in zip(treatment, control, strict=True)])
 
 
 def verdict(difference: Summary, better: str, worse: str) -> str:

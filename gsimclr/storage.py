@@ -8,9 +8,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Optional
+from typing import IO, Any, Optional, TypeVar
 
 import torch
 
@@ -50,13 +51,16 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(f"no space left on device while writing {path} (its previous version is intact): "
-                                "free some space and re-run") from None
+            raise DiskFullError(
+                f"no space left on device while writing {path} (its previous version is intact): "
+                "free some space and re-run"
+            ) from None
         raise
 
 
 def file_digest(path: Path) -> str:
-    """Short SHA-256 of a file's bytes (identity of an upstream artifact); a missing file is a `MissingUpstreamError`."""
+    """Short SHA-256 of a file's bytes (identity of an upstream artifact); a missing file is a
+    `MissingUpstreamError`."""
     digest = hashlib.sha256()
     try:
         with path.open("rb") as handle:
@@ -68,11 +72,13 @@ def file_digest(path: Path) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
+    """Write text atomically."""
     with atomic_open(path) as handle:
         handle.write(text)
 
 
 def save_torch(obj: Any, path: Path) -> None:
+    """torch.save atomically (a kill mid-write leaves the previous file intact)."""
     with atomic_open(path, "wb") as handle:
         torch.save(obj, handle)
 
@@ -83,18 +89,39 @@ def load_torch(path: Path, what: str = "checkpoint") -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"{what} not found: {path}") from None
-    except Exception as exc:  # torch raises many types for non-checkpoint bytes
+    except Exception as exc:  # noqa: BLE001 (torch raises many types for non-checkpoint bytes)
         raise UserError(f"{path} is not a valid {what} ({type(exc).__name__})") from None
     if not isinstance(obj, dict):
         raise UserError(f"{path} is not a valid {what} (holds {type(obj).__name__})")
     return obj
 
 
+Module = TypeVar("Module", bound=torch.nn.Module)
+
+
+def load_upstream(path: Path, what: str, rerun: str, build: Callable[[dict], Module], mismatch: str) -> Module:
+    """The network an upstream stage saved at `path`: built by `build(checkpoint)` and loaded in eval mode.
+
+    A missing file is a `MissingUpstreamError` naming the command `rerun` that makes it; weights that do
+    not fit the network the params describe are a `UserError` saying `mismatch`."""
+    if not path.exists():
+        raise MissingUpstreamError(f"{what} not found: {path} (run `{rerun}` first)")
+    state = load_torch(path, f"{what} checkpoint")
+    model = build(state)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError):
+        raise UserError(f"{path} {mismatch} (re-run `{rerun}`)") from None
+    return model.eval()
+
+
 def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path, what: str) -> Any:
+    """Read a JSON file a stage wrote; a missing or unreadable one is a one-line error naming `what`."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:

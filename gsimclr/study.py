@@ -9,6 +9,7 @@ A study is a complete parameter set. `dvc exp run -S` takes Hydra overrides, so 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,6 +49,7 @@ def hydra_value(value: Any) -> str:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML parameter file; a missing or invalid one is a `UserError`."""
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
@@ -59,7 +61,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return tree
 
 
-def overrides(study: Path, current: Path, extra: list[str] = ()) -> list[str]:
+def overrides(study: Path, current: Path, extra: Sequence[str] = ()) -> list[str]:
     """Hydra overrides that turn `current` (params.yaml) into `study`, then the user's own `extra` ones."""
     load_params(study)  # a study with a typo fails here, before DVC starts anything
     wanted, present = leaves(read_yaml(study)), leaves(read_yaml(current))
@@ -69,8 +71,9 @@ def overrides(study: Path, current: Path, extra: list[str] = ()) -> list[str]:
     return removed + [f"++{key}={hydra_value(value)}" for key, value in wanted.items()] + own
 
 
-def exp_run_command(study: Path, current: Path, extra: list[str] = (), queue: bool = False,
-                    name: Optional[str] = None) -> list[str]:
+def exp_run_command(
+    study: Path, current: Path, extra: Sequence[str] = (), queue: bool = False, name: Optional[str] = None
+) -> list[str]:
     """`dvc exp run` named `name` (default: after the study file), with every override as its own `-S`.
 
     DVC refuses a name an experiment of the same baseline already has, and only after running it, so

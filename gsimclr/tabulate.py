@@ -7,14 +7,13 @@ copying numbers by hand.
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from gsimclr.errors import UserError
+from gsimclr.metrics import read_results
 from gsimclr.stats import paired_difference, summarize, verdict
 
-COLUMNS = {"metric", "method", "representation", "seed", "test_acc"}
 REPRESENTATIONS = ("P1", "P2", "P3", "fine-tune")
 
 
@@ -26,25 +25,22 @@ def parse_study(spec: str) -> tuple[str, Path]:
     return label, Path(path)
 
 
-def read_results(path: Path, metric: str) -> dict[tuple[str, str], dict[int, float]]:
+def study_cells(path: Path, metric: str) -> dict[tuple[str, str], dict[int, float]]:
     """(method, representation) -> {seed: test accuracy} for one metric of one results.csv."""
-    if not path.is_file():
-        raise UserError(f"results table not found: {path} (run `gsimclr compare` or `dvc repro` first)")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not COLUMNS <= set(reader.fieldnames or []):
-            raise UserError(f"{path}: not a gsimclr results.csv (needs columns {', '.join(sorted(COLUMNS))})")
-        cells: dict[tuple[str, str], dict[int, float]] = {}
-        for row in reader:
-            if row["metric"] == metric:
-                cells.setdefault((row["method"], row["representation"]), {})[int(row["seed"])] = float(row["test_acc"])
+    cells: dict[tuple[str, str], dict[int, float]] = {}
+    for row in read_results(path):
+        if row.metric == metric:
+            cells.setdefault((row.method, row.representation), {})[row.seed] = row.test_acc
     if not cells:
-        raise UserError(f"{path} has no {metric} rows" + (" (balanced accuracy is reported for long-tailed runs only)"
-                                                          if metric == "balanced_accuracy" else ""))
+        raise UserError(
+            f"{path} has no {metric} rows"
+            + (" (balanced accuracy is reported for long-tailed runs only)" if metric == "balanced_accuracy" else "")
+        )
     return cells
 
 
 def study_rows(label: str, cells: dict[tuple[str, str], dict[int, float]], representations: Sequence[str]) -> list[str]:
+    """One table row per representation: SimCLR, the guided arm, their paired difference and the verdict."""
     lines = []
     for rep in representations:
         simclr, guided = cells.get(("simclr", rep)), cells.get(("gsimclr", rep))
@@ -55,8 +51,10 @@ def study_rows(label: str, cells: dict[tuple[str, str], dict[int, float]], repre
             raise UserError(f"study {label!r}: the two methods ran different seeds ({seeds} vs {sorted(guided)})")
         a, b = [guided[s] for s in seeds], [simclr[s] for s in seeds]
         diff = paired_difference(a, b)
-        lines.append(f"| {label} | {rep} | {len(seeds)} | {summarize(b)} | {summarize(a)} | {diff.format(signed=True)} "
-                     f"| {verdict(diff, 'guided arm', 'SimCLR')} |")
+        lines.append(
+            f"| {label} | {rep} | {len(seeds)} | {summarize(b)} | {summarize(a)} | {diff.format(signed=True)} "
+            f"| {verdict(diff, 'guided arm', 'SimCLR')} |"
+        )
     return lines
 
 
@@ -64,9 +62,11 @@ def tabulate(studies: Sequence[str], metric: str = "accuracy", representations: 
     """Markdown: per study and representation, SimCLR, the study's guided arm, and their paired difference."""
     if not studies:
         raise UserError("name at least one study as LABEL=path/to/results.csv")
-    lines = ["| study | representation | seeds | SimCLR | guided arm | guided − SimCLR (paired) | verdict |",
-             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| study | representation | seeds | SimCLR | guided arm | guided − SimCLR (paired) | verdict |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for spec in studies:
         label, path = parse_study(spec)
-        lines += study_rows(label, read_results(path, metric), representations)
+        lines += study_rows(label, study_cells(path, metric), representations)
     return "\n".join(lines) + "\n"

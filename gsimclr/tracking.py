@@ -11,19 +11,25 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-import mlflow  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
 
-from gsimclr.config import Params  # noqa: E402
-from gsimclr.errors import UserError  # noqa: E402
+from gsimclr.config import Params
+from gsimclr.declared import flat
+from gsimclr.errors import UserError
+from gsimclr.plots import close, save_png
+from gsimclr.storage import atomic_open
 
 
 def project_root() -> Path:
@@ -36,10 +42,12 @@ def project_root() -> Path:
 
 
 def local_store() -> Path:
+    """The project's own MLflow store folder (`mlruns/`)."""
     return project_root() / "mlruns"
 
 
 def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else the project's sqlite store."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local_store() / 'mlflow.db'}"
 
 
@@ -70,12 +78,14 @@ def ui_command() -> str:
 
 
 def experiment_name(params: Params) -> str:
+    """One MLflow experiment per dataset (and ImageFolder directory)."""
     data = params.data
     suffix = f"-{Path(data.root).name}" if data.name == "imagefolder" and data.root else ""
     return f"gsimclr-{data.name}{suffix}"
 
 
 def git_commit() -> str:
+    """The checked-out commit, tagged on every run ("unknown" outside git)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
         return out.stdout.strip()
@@ -116,9 +126,11 @@ def _experiment_id(name: str, location: Optional[str], uri: str, attempts: int) 
             if experiment is not None:
                 return experiment.experiment_id
             return mlflow.create_experiment(name, artifact_location=location)
-        except Exception as exc:  # any failure here means the store is unusable; say which one
+        except Exception as exc:  # noqa: BLE001 (any failure here means the store is unusable; say which one)
             if attempt == attempts:
-                raise UserError(f"MLflow tracking store {redacted(uri)} is not reachable ({type(exc).__name__})") from None
+                raise UserError(
+                    f"MLflow tracking store {redacted(uri)} is not reachable ({type(exc).__name__})"
+                ) from None
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")
 
@@ -148,7 +160,8 @@ def _connect(params: Params) -> str:
 
 
 class StageRun:
-    """A thin handle on the active MLflow run that stages log through (`run_id` None: logs nothing)."""
+    """The sink every stage output goes through: each call writes the DVC file (where there is one) and
+    logs it to the active MLflow run. `NullRun` is the same sink with tracking off."""
 
     def __init__(self, run_id: Optional[str]) -> None:
         self.run_id = run_id
@@ -156,21 +169,52 @@ class StageRun:
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
         """Log to the run; a store that fails mid-stage costs a warning, not the training (the epoch's
         checkpoint, its JSON log line and the DVC metrics still hold every value)."""
-        if self.run_id is None:
-            return
         try:
             mlflow.log_metrics({metric_key(key): float(value) for key, value in metrics.items()}, step=step)
-        except Exception as exc:  # MLflow raises many types for an unreachable or locked store
+        except Exception as exc:  # noqa: BLE001 (MLflow raises many types for an unreachable or locked store)
             print(f"warning: could not log {len(metrics)} metric(s) to MLflow ({type(exc).__name__}); continuing")
 
     def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:
+        """Log a file that already exists as a DVC output (a model, a table)."""
         mlflow.log_artifact(str(path), artifact_path=folder)
 
-    def log_figure(self, figure: Any, name: str) -> None:
-        mlflow.log_figure(figure, f"plots/{name}")
+    def publish_figure(self, figure: Figure, path: Path) -> None:
+        """Save `figure` as the PNG at `path` (a DVC plot), log it under `plots/`, and close it."""
+        try:
+            save_png(figure, path)
+            mlflow.log_figure(figure, f"plots/{path.name}")
+        finally:
+            close(figure)
 
-    def log_table(self, table: Any, name: str) -> None:
-        mlflow.log_table(data=table, artifact_file=name)
+    def publish_table(self, table: pd.DataFrame, path: Path) -> None:
+        """Write `table` as the CSV at `path` (a DVC output) and log it as an MLflow table."""
+        with atomic_open(path) as handle:
+            table.to_csv(handle, index=False)
+        mlflow.log_table(data=table, artifact_file=f"{path.stem}.json")
+
+
+class NullRun(StageRun):
+    """Tracking off (data-parallel ranks other than 0): the same files are written, nothing is logged."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
+        pass
+
+    def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:
+        """Log a file that already exists as a DVC output (a model, a table)."""
+        pass
+
+    def publish_figure(self, figure: Figure, path: Path) -> None:
+        try:
+            save_png(figure, path)
+        finally:
+            close(figure)
+
+    def publish_table(self, table: pd.DataFrame, path: Path) -> None:
+        with atomic_open(path) as handle:
+            table.to_csv(handle, index=False)
 
 
 def _close_killed_runs(experiment_id: str, tags: dict[str, str], keep: Optional[str]) -> None:
@@ -182,45 +226,59 @@ def _close_killed_runs(experiment_id: str, tags: dict[str, str], keep: Optional[
         for run in client.search_runs([experiment_id], filter_string=f"{query} and attributes.status = 'RUNNING'"):
             if run.info.run_id != keep:
                 client.set_terminated(run.info.run_id, status="KILLED")
-    except Exception as exc:  # bookkeeping only: never fail a stage over it
+    except Exception as exc:  # noqa: BLE001 (bookkeeping only: never fail a stage over it)
         print(f"warning: could not close stale MLflow runs ({type(exc).__name__})")
 
 
 @contextmanager
-def stage_run(stage: str, params: Params, method: Optional[str] = None, seed: Optional[int] = None,
-              resume_run_id: Optional[str] = None, enabled: bool = True) -> Iterator[StageRun]:
+def stage_run(
+    stage: str,
+    params: Params,
+    config: dict[str, Any],
+    method: Optional[str] = None,
+    seed: Optional[int] = None,
+    resume_run_id: Optional[str] = None,
+    enabled: bool = True,
+) -> Iterator[StageRun]:
     """Open (or, when resuming a checkpoint, reopen) the MLflow run of one stage x method x seed.
 
-    `enabled=False` (data-parallel ranks other than 0) yields a handle that logs nothing.
+    `config`: the params the stage declares, logged as the run's params and `config.json`.
+    `enabled=False` (data-parallel ranks other than 0) yields a `NullRun`.
     """
     if not enabled:
-        yield StageRun(None)
+        yield NullRun()
         return
     experiment_id = _connect(params)
-    tags = {"stage": stage, "dataset": params.data.name, "git_commit": git_commit(),
-            "seed": str(seed) if seed is not None else ",".join(map(str, params.seeds))}
+    tags = {
+        "stage": stage,
+        "dataset": params.data.name,
+        "git_commit": git_commit(),
+        "seed": str(seed) if seed is not None else ",".join(map(str, params.seeds)),
+    }
     if method:
         tags["method"] = method
     run_name = "-".join([stage, *([method] if method else []), *([f"seed{seed}"] if seed is not None else [])])
     if resume_run_id is not None:
         try:
             MlflowClient().get_run(resume_run_id)
-        except Exception:  # the old run was deleted: open a new one rather than fail
+        except Exception:  # noqa: BLE001 (the old run was deleted: open a new one rather than fail)
             resume_run_id = None
     _close_killed_runs(experiment_id, tags, keep=resume_run_id)
     with mlflow.start_run(run_id=resume_run_id, experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         if resume_run_id is None:
-            mlflow.log_params({**params.flat(), **({"seed": seed} if seed is not None else {})})
-            mlflow.log_dict(params.model_dump(mode="json"), "config.json")
+            mlflow.log_params({**flat(config), **({"seed": seed} if seed is not None else {})})
+            mlflow.log_dict(config, "config.json")
         yield StageRun(run.info.run_id)
 
 
-def link_runs(parent_run_id: str, child_run_ids: list[str]) -> None:
+def link_runs(parent_run_id: Optional[str], child_run_ids: list[str]) -> None:
     """Nest the runs a comparison used under it, so the UI shows one pipeline as one tree."""
+    if parent_run_id is None:
+        return
     client = MlflowClient()
     for child in child_run_ids:
         try:
             client.set_tag(child, "mlflow.parentRunId", parent_run_id)
             client.set_tag(child, "pipeline_run_id", parent_run_id)
-        except Exception as exc:  # a run deleted from the store should not fail the comparison
+        except Exception as exc:  # noqa: BLE001 (a run deleted from the store should not fail the comparison)
             print(f"warning: could not link MLflow run {child}: {type(exc).__name__}")

@@ -20,8 +20,12 @@ TINY_PARAMS = {
     "autoencoder": {"filters": [8, 16], "epochs": 2, "patience": 2, "batch_size": 128},
     "cluster": {"k": 16, "n_init": 1, "tsne_points": 100},
     "model": {"backbone": "cifar_resnet", "blocks_per_stage": 1, "head_dims": [32, 16, 8]},
-    "pretrain": {"epochs": 2, "batch_size": 16, "lr": 0.01,
-                 "augment": {"crop_scale": [0.5, 1.0], "flip": False, "grayscale_p": 0.0}},
+    "pretrain": {
+        "epochs": 2,
+        "batch_size": 16,
+        "lr": 0.01,
+        "augment": {"crop_scale": [0.5, 1.0], "flip": False, "grayscale_p": 0.0},
+    },
     "guidance": {"batches": "guided", "false_negatives": "keep"},
     "evaluate": {
         "linear": {"c_grid": [0.1, 1.0]},
@@ -30,9 +34,14 @@ TINY_PARAMS = {
     },
 }
 
-STUDY_COMMANDS = [["train"], ["cluster"], ["pretrain", "--method", "simclr"], ["pretrain", "--method", "gsimclr"],
-                  *[["evaluate", "--method", m] for m in ("simclr", "gsimclr", "supervised", "random_init", "pixels")],
-                  ["compare"]]
+STUDY_COMMANDS = [
+    ["train"],
+    ["cluster"],
+    ["pretrain", "--method", "simclr"],
+    ["pretrain", "--method", "gsimclr"],
+    *[["evaluate", "--method", m] for m in ("simclr", "gsimclr", "supervised", "random_init", "pixels")],
+    ["compare"],
+]
 """Every stage of one seed's study, in order (what `dvc repro` runs for a single seed)."""
 
 
@@ -63,8 +72,16 @@ def write_cifar_fixture(root: Path, per_batch: int = 20, seed: int = 0) -> tuple
         data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, size=per_batch)]
         with (folder / name).open("wb") as handle:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [f"{i}.png".encode() for i in range(per_batch)]}, handle, protocol=2)
+            pickle.dump(
+                {
+                    b"batch_label": name.encode(),
+                    b"labels": labels,
+                    b"data": data,
+                    b"filenames": [f"{i}.png".encode() for i in range(per_batch)],
+                },
+                handle,
+                protocol=2,
+            )
         first = first or (data, labels)
     names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
     with (folder / "batches.meta").open("wb") as handle:

@@ -8,9 +8,9 @@ import errno
 import os
 
 import pytest
+from conftest import TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
-from conftest import TINY_PARAMS, write_image_folder, write_params
 from gsimclr.cli import app
 from gsimclr.layout import Layout
 
@@ -54,8 +54,9 @@ def test_dataset_with_one_class(project):
 
 def test_k_larger_than_the_number_of_images(project):
     write_image_folder(project / "data", classes=("cat", "dog"), per_class=6)
-    params = with_params(project, data={"name": "imagefolder", "root": str(project / "data"), "image_size": 8},
-                         autoencoder={"epochs": 1})
+    params = with_params(
+        project, data={"name": "imagefolder", "root": str(project / "data"), "image_size": 8}, autoencoder={"epochs": 1}
+    )
     assert gsimclr(params, "train").exit_code == 0
     one_line_error(gsimclr(params, "cluster"), 2, "cluster.k=16 is larger than the 12 training images")
 
@@ -78,7 +79,9 @@ def test_a_warm_up_as_long_as_training_is_a_config_error(project):
 
 def test_a_knn_k_larger_than_the_memory_bank_fails_before_training(project):
     params = with_params(project, pretrain={"knn": {"every": 1, "k": 5000}})
-    one_line_error(gsimclr(params, "pretrain", "--method", "simclr"), 2, "pretrain.knn.k=5000 is larger than the kNN memory bank")
+    one_line_error(
+        gsimclr(params, "pretrain", "--method", "simclr"), 2, "pretrain.knn.k=5000 is larger than the kNN memory bank"
+    )
     assert not (project / "checkpoints").exists() or not any((project / "checkpoints").rglob("*.pt"))
 
 

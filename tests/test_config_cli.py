@@ -2,9 +2,9 @@
 
 import pytest
 import yaml
+from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
-from conftest import TINY_PARAMS, write_params
 from gsimclr.cli import app
 from gsimclr.config import Params, load_params
 from gsimclr.errors import UserError
@@ -19,15 +19,18 @@ def with_change(section: str, key: str, value) -> dict:
     return params
 
 
-@pytest.mark.parametrize("section,key,value,expected", [
-    ("pretrain", "batchsize", 64, "pretrain.batchsize: unknown key"),
-    ("pretrain", "epochs", "ten", "pretrain.epochs: Input should be a valid integer"),
-    ("pretrain", "lr", -0.1, "pretrain.lr: Input should be greater than 0"),
-    ("cluster", "k", 0, "cluster.k: Input should be greater than or equal to 2"),
-    ("data", "name", "mnist", "data.name: Input should be 'digits', 'cifar10' or 'imagefolder'"),
-    ("guidance", "tau_plus", 1.0, "guidance.tau_plus: Input should be less than 1"),
-    ("guidance", "refresh_every", -2, "guidance.refresh_every: Input should be greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "section,key,value,expected",
+    [
+        ("pretrain", "batchsize", 64, "pretrain.batchsize: unknown key"),
+        ("pretrain", "epochs", "ten", "pretrain.epochs: Input should be a valid integer"),
+        ("pretrain", "lr", -0.1, "pretrain.lr: Input should be greater than 0"),
+        ("cluster", "k", 0, "cluster.k: Input should be greater than or equal to 2"),
+        ("data", "name", "mnist", "data.name: Input should be 'digits', 'cifar10' or 'imagefolder'"),
+        ("guidance", "tau_plus", 1.0, "guidance.tau_plus: Input should be less than 1"),
+        ("guidance", "refresh_every", -2, "guidance.refresh_every: Input should be greater than or equal to 0"),
+    ],
+)
 def test_bad_params_name_the_key(tmp_path, section, key, value, expected):
     path = write_params(tmp_path / "params.yaml", with_change(section, key, value))
     with pytest.raises(UserError) as error:
@@ -35,10 +38,33 @@ def test_bad_params_name_the_key(tmp_path, section, key, value, expected):
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 
+def test_every_problem_of_a_params_file_is_listed_on_one_line(tmp_path):
+    params = with_change("pretrain", "lr", -1)
+    params["pretrain"]["epochs"] = 0
+    params["cluster"]["kk"] = 3
+    with pytest.raises(UserError) as error:
+        load_params(write_params(tmp_path / "params.yaml", params))
+    message = str(error.value)
+    assert "\n" not in message
+    for problem in (
+        "pretrain.lr: Input should be greater than 0",
+        "pretrain.epochs: Input should be greater than 0",
+        "cluster.kk: unknown key",
+    ):
+        assert problem in message
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"gsimclr {version('gsimclr')}"
+
+
 def test_refreshing_labels_nothing_uses_is_refused(tmp_path):
     params = with_change("guidance", "refresh_every", 5)
     params["guidance"].update(batches="random", false_negatives="debiased")
-    with pytest.raises(UserError, match="guidance.refresh_every needs pseudo labels to be used"):
+    with pytest.raises(UserError, match=r"guidance\.refresh_every needs pseudo labels to be used"):
         load_params(write_params(tmp_path / "params.yaml", params))
 
 
@@ -101,6 +127,8 @@ def test_a_validation_split_smaller_than_the_class_count_is_a_user_error(tmp_pat
     from conftest import TINY_PARAMS, write_params
 
     monkeypatch.chdir(tmp_path)
-    params = write_params(tmp_path / "params.yaml", dict(TINY_PARAMS, data={**TINY_PARAMS["data"], "val_fraction": 0.001}))
+    params = write_params(
+        tmp_path / "params.yaml", dict(TINY_PARAMS, data={**TINY_PARAMS["data"], "val_fraction": 0.001})
+    )
     result = runner.invoke(app, ["--params", str(params), "evaluate", "--method", "supervised"])
     assert result.exit_code == 2 and "cannot carve a validation split" in result.output

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_IMAGENET, write_cifar_fixture, write_image_folder
+
 from gsimclr.config import DataConfig
 from gsimclr.data import load_dataset, split_indices, stratified_subset
 from gsimclr.errors import UserError
@@ -31,7 +31,7 @@ def test_cifar10_reads_the_python_batch_format(tmp_path):
 
 
 def test_cifar10_missing_is_a_one_line_error_saying_how_to_get_it(tmp_path):
-    with pytest.raises(UserError, match="data.download: true"):
+    with pytest.raises(UserError, match=r"data\.download: true"):
         load_dataset(DataConfig(name="cifar10", root=str(tmp_path / "nowhere")))
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import TINY_PARAMS, write_params
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from conftest import TINY_PARAMS, write_params
 from gsimclr.distributed import World
 from gsimclr.losses import nt_xent
 from gsimclr.samplers import GuidedBatchSampler
@@ -83,7 +83,7 @@ def test_two_ranks_equal_one_process_on_the_global_batch(tmp_path):
     reference_loss, reference_grads = single_process()
     for loss, grads in run_two_ranks(tmp_path / "rendezvous").values():
         assert abs(loss - reference_loss) < 1e-5
-        for grad, expected in zip(grads, reference_grads):
+        for grad, expected in zip(grads, reference_grads, strict=True):
             torch.testing.assert_close(grad, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -131,16 +131,37 @@ def test_torchrun_pretrains_data_parallel_and_only_rank_0_writes(tmp_path):
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run([str(bin_dir / "torchrun"), "--standalone", "--nproc_per_node", "2", "--no-python",
-                             "gsimclr", "--device", "cpu", "pretrain", "--method", "simclr"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            str(bin_dir / "torchrun"),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "--no-python",
+            "gsimclr",
+            "--device",
+            "cpu",
+            "pretrain",
+            "--method",
+            "simclr",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("simclr: final NT-Xent loss") == 1, result.stdout
     metrics = json.loads((tmp_path / "metrics" / "seed0" / "pretrain_simclr.json").read_text())
     assert metrics["processes"] == 2 and metrics["epochs"] == TINY_PARAMS["pretrain"]["epochs"]
     state = torch.load(tmp_path / "artifacts" / "seed0" / "pretrain_simclr.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in state["model"])  # the bare network, loadable anywhere
-    code = ("import mlflow; mlflow.set_tracking_uri('sqlite:///" + str(tmp_path / "mlruns" / "mlflow.db") + "');"
-            "print(len(mlflow.search_runs(search_all_experiments=True)))")
-    runs = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    code = (
+        "import mlflow; mlflow.set_tracking_uri('sqlite:///" + str(tmp_path / "mlruns" / "mlflow.db") + "');"
+        "print(len(mlflow.search_runs(search_all_experiments=True)))"
+    )
+    runs = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
     assert runs.stdout.strip() == "1"

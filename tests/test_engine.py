@@ -22,8 +22,13 @@ def make_run(lr: float = 0.05):
     def step(idx: np.ndarray):
         return {"loss": nn.functional.mse_loss(model(X[idx]), Y[idx])}
 
-    run = Training(model=model, optimizer=optimizer, scheduler=scheduler,
-                   batches=lambda epoch: shuffled_batches(np.arange(64), 8, epoch_rng(0, epoch)), step=step)
+    run = Training(
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        batches=lambda epoch: shuffled_batches(np.arange(64), 8, epoch_rng(0, epoch)),
+        step=step,
+    )
     return model, run
 
 
@@ -38,7 +43,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     model_c, run_c = make_run()
     result = fit(run_c, LoopConfig("c", epochs=4, seed=0, checkpoint=checkpoint, config_hash="h"))
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
-    for a, c in zip(model_a.state_dict().values(), model_c.state_dict().values()):
+    for a, c in zip(model_a.state_dict().values(), model_c.state_dict().values(), strict=True):
         assert torch.equal(a, c)
 
 
@@ -53,7 +58,7 @@ def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
 
 def test_divergence_stops_and_names_the_epoch(tmp_path):
     _, run = make_run(lr=1e6)
-    with pytest.raises(TrainingDivergedError, match="epoch .*lower learning rate"):
+    with pytest.raises(TrainingDivergedError, match=r"epoch .*lower learning rate"):
         fit(run, LoopConfig("boom", epochs=20, seed=0, checkpoint=tmp_path / "c.pt", config_hash="h"))
 
 
@@ -74,7 +79,8 @@ def test_checkpoint_interval_saves_every_nth_epoch_and_the_last(tmp_path):
     saved = []
     _, run = make_run()
     run.on_epoch = lambda epoch, metrics: saved.append(
-        torch.load(checkpoint, weights_only=True)["epoch"] if checkpoint.exists() else None)
+        torch.load(checkpoint, weights_only=True)["epoch"] if checkpoint.exists() else None
+    )
     fit(run, LoopConfig("x", epochs=5, seed=0, checkpoint=checkpoint, checkpoint_every=2, config_hash="h"))
     # on_epoch (the logger) runs after that epoch's save: a failing logger cannot lose the epoch
     assert saved == [None, 2, 2, 4, 5]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
-from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
 from gsimclr.cli import app
 
 pytestmark = pytest.mark.slow
@@ -49,8 +49,11 @@ def test_a_tiny_digits_study_reproduces_the_golden_metrics(tmp_path, monkeypatch
     assert sorted(got) == sorted(want)
     for name, metrics in want.items():
         assert sorted(got[name]) == sorted(metrics), name
-        differ = [f"{name} {key}: {got[name][key]} != {value}" for key, value in metrics.items()
-                  if not math.isclose(got[name][key], value, rel_tol=RELATIVE, abs_tol=ABSOLUTE)]
+        differ = [
+            f"{name} {key}: {got[name][key]} != {value}"
+            for key, value in metrics.items()
+            if not math.isclose(got[name][key], value, rel_tol=RELATIVE, abs_tol=ABSOLUTE)
+        ]
         assert not differ, "\n".join(differ)
 
 

@@ -6,13 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import TINY_PARAMS, write_cifar_fixture, write_image_folder, write_params
 from torch import nn
 from typer.testing import CliRunner
 
-from conftest import TINY_PARAMS, write_cifar_fixture, write_image_folder, write_params
 from gsimclr.cli import app
 from gsimclr.device import select_device
 from gsimclr.engine import LoopConfig, Training, fit
@@ -40,10 +39,14 @@ def params_with(tmp_path: Path, **sections) -> Path:
     return write_params(tmp_path / "params.yaml", params)
 
 
-@pytest.mark.parametrize("key, value", [("temperature", float("inf")), ("lr", float("nan")), ("weight_decay", float("inf"))])
+@pytest.mark.parametrize(
+    "key, value", [("temperature", float("inf")), ("lr", float("nan")), ("weight_decay", float("inf"))]
+)
 def test_infinite_or_nan_numbers_are_config_errors(tmp_path, monkeypatch, key, value):
     monkeypatch.chdir(tmp_path)
-    one_line_error(gsimclr(params_with(tmp_path, pretrain={key: value}), "pretrain", "--method", "simclr"), f"pretrain.{key}")
+    one_line_error(
+        gsimclr(params_with(tmp_path, pretrain={key: value}), "pretrain", "--method", "simclr"), f"pretrain.{key}"
+    )
 
 
 class Payload:
@@ -73,7 +76,7 @@ def test_the_real_cifar_format_still_loads(tmp_path, monkeypatch):
 
     first_data, first_labels = write_cifar_fixture(tmp_path / "data")
     data = load_dataset(DataConfig(name="cifar10", root=str(tmp_path / "data"), image_size=32))
-    assert data.classes[0] == "airplane" and data.train_y[:len(first_labels)].tolist() == first_labels
+    assert data.classes[0] == "airplane" and data.train_y[: len(first_labels)].tolist() == first_labels
     assert torch.equal(data.train_x[0], torch.from_numpy(first_data[0].reshape(3, 32, 32)))
 
 
@@ -109,8 +112,12 @@ def test_weights_that_turn_nan_behind_a_finite_loss_are_never_checkpointed(tmp_p
     torch.manual_seed(0)
     model = nn.Linear(2, 1)
     x = torch.ones(4, 2)
-    run = Training(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=float("inf")),
-                   batches=lambda epoch: [0], step=lambda batch: {"loss": model(x).sum()})
+    run = Training(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=float("inf")),
+        batches=lambda epoch: [0],
+        step=lambda batch: {"loss": model(x).sum()},
+    )
     checkpoint = tmp_path / "ckpt.pt"
     with pytest.raises(TrainingDivergedError, match="weights became NaN/Inf in epoch 1"):
         fit(run, LoopConfig(desc="t", epochs=2, seed=0, checkpoint=checkpoint))
@@ -147,8 +154,12 @@ def test_few_tsne_points_still_plot(tmp_path, monkeypatch):
 
 
 def image_folder_params(tmp_path: Path) -> Path:
-    return params_with(tmp_path, data={"name": "imagefolder", "root": str(tmp_path / "data"), "image_size": 8},
-                       autoencoder={"epochs": 1}, cluster={"k": 4})
+    return params_with(
+        tmp_path,
+        data={"name": "imagefolder", "root": str(tmp_path / "data"), "image_size": 8},
+        autoencoder={"epochs": 1},
+        cluster={"k": 4},
+    )
 
 
 def test_an_image_in_both_splits_is_refused(tmp_path, monkeypatch):
@@ -187,17 +198,30 @@ def test_two_stages_starting_at_once_on_a_fresh_store_both_finish(tmp_path):
     roots = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        write_params(tmp_path / name / "params.yaml", {**TINY_PARAMS, "autoencoder": {**TINY_PARAMS["autoencoder"], "epochs": 1}})
+        write_params(
+            tmp_path / name / "params.yaml", {**TINY_PARAMS, "autoencoder": {**TINY_PARAMS["autoencoder"], "epochs": 1}}
+        )
         roots.append(tmp_path / name)
     gsimclr_bin = Path(sys.executable).parent / "gsimclr"
-    processes = [subprocess.Popen([str(gsimclr_bin), "--device", "cpu", "train"], cwd=root, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for root in roots]
+    processes = [
+        subprocess.Popen(
+            [str(gsimclr_bin), "--device", "cpu", "train"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for root in roots
+    ]
     outputs = [p.communicate(timeout=600)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
-    code = ("import mlflow; from mlflow.tracking import MlflowClient; c = MlflowClient();"
-            "exps = [e for e in c.search_experiments() if e.name == 'gsimclr-digits'];"
-            "runs = c.search_runs([exps[0].experiment_id]);"
-            "print(len(exps), sorted(r.info.status for r in runs))")
+    code = (
+        "import mlflow; from mlflow.tracking import MlflowClient; c = MlflowClient();"
+        "exps = [e for e in c.search_experiments() if e.name == 'gsimclr-digits'];"
+        "runs = c.search_runs([exps[0].experiment_id]);"
+        "print(len(exps), sorted(r.info.status for r in runs))"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1 ['FINISHED', 'FINISHED']"
 
@@ -236,7 +260,7 @@ def test_the_resume_identity_covers_the_training_data(tmp_path):
     from gsimclr.config import Params
     from gsimclr.data import ImageSplits
     from gsimclr.layout import Layout
-    from gsimclr.stages.context import StageContext
+    from gsimclr.stages.context import stage_context
 
     images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
     labels = torch.tensor([0, 1, 0, 1])
@@ -244,6 +268,8 @@ def test_the_resume_identity_covers_the_training_data(tmp_path):
     touched = images.clone()
     touched[2, 0, 3, 3] = 1
     changed = ImageSplits(touched, labels, images, labels, ["a", "b"])
-    ctx = StageContext(Params(), 0, Layout(tmp_path).for_seed(0), torch.device("cpu"))
-    assert ctx.config_hash("data", data=original) == ctx.config_hash("data", data=ImageSplits(images.clone(), labels, images, labels, ["a", "b"]))
-    assert ctx.config_hash("data", data=original) != ctx.config_hash("data", data=changed)
+    ctx = stage_context(Params(), "train", None, 0, Layout(tmp_path), torch.device("cpu"))
+    assert ctx.config_hash(original) == ctx.config_hash(ImageSplits(images.clone(), labels, images, labels, ["a", "b"]))
+    assert ctx.config_hash(original) != ctx.config_hash(changed)
+    other = stage_context(Params(autoencoder={"lr": 0.01}), "train", None, 0, Layout(tmp_path), torch.device("cpu"))
+    assert other.config_hash(original) != ctx.config_hash(original)  # a declared param is part of the identity

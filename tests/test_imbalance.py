@@ -3,9 +3,9 @@
 import json
 
 import numpy as np
+from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
-from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
 from gsimclr.cli import app
 from gsimclr.config import DataConfig
 from gsimclr.data import load_dataset, long_tailed_counts, long_tailed_indices
@@ -31,18 +31,25 @@ def test_long_tailed_split_is_seeded_and_leaves_the_test_split_alone():
 def test_compare_reports_balanced_accuracy_and_the_options_of_the_guided_arm(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # the guided arm also runs two options, so the report must say which arm it compares
-    params = write_params(tmp_path / "params.yaml", dict(
-        TINY_PARAMS, data={**TINY_PARAMS["data"], "imbalance_ratio": 5},
-        guidance={"batches": "guided", "false_negatives": "debiased", "tau_plus": 0.1, "refresh_every": 1}))
+    params = write_params(
+        tmp_path / "params.yaml",
+        dict(
+            TINY_PARAMS,
+            data={**TINY_PARAMS["data"], "imbalance_ratio": 5},
+            guidance={"batches": "guided", "false_negatives": "debiased", "tau_plus": 0.1, "refresh_every": 1},
+        ),
+    )
     runner = CliRunner()
     for command in STUDY_COMMANDS:
         result = runner.invoke(app, ["--params", str(params), "--device", "cpu", *command])
         assert result.exit_code == 0, f"{command}: {result.output}"
     results = (tmp_path / "results" / "results.md").read_text()
     assert "Balanced accuracy — long-tailed training split (imbalance ratio 5)" in results
-    assert ("G-SimCLR arm: guided batches, debiased NT-Xent (tau_plus=0.1); pseudo labels from k-means (k=16) on "
-            "autoencoder features, re-clustered from the model's own embeddings every 1 epochs. Training split "
-            "long-tailed (imbalance ratio 5).") in results
+    assert (
+        "G-SimCLR arm: guided batches, debiased NT-Xent (tau_plus=0.1); pseudo labels from k-means (k=16) on "
+        "autoencoder features, re-clustered from the model's own embeddings every 1 epochs. Training split "
+        "long-tailed (imbalance ratio 5)."
+    ) in results
     assert "- Pseudo labels re-clustered from the model: NMI " in results
     assert "| class | SimCLR P3 | G-SimCLR P3 |" in results
     assert sum(line.startswith(("| 0 |", "| 9 |")) for line in results.splitlines()) == 2  # digits: classes 0..9

@@ -13,26 +13,49 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY_PARAMS, write_params
 
 pytestmark = pytest.mark.slow
 GSIMCLR = str(Path(sys.executable).parent / "gsimclr")
-PARAMS = dict(TINY_PARAMS, autoencoder={**TINY_PARAMS["autoencoder"], "epochs": 6, "patience": 6, "batch_size": 16},
-              pretrain={**TINY_PARAMS["pretrain"], "epochs": 5},
-              evaluate={**TINY_PARAMS["evaluate"], "finetune": {"epochs": 5, "patience": 5, "batch_size": 16},
-                        "finetune_fraction": 1.0})
-STAGES = {"train": (["train"], "autoencoder", "artifacts/seed0/autoencoder.pt", "metrics/seed0/autoencoder.json"),
-          "pretrain": (["pretrain", "--method", "simclr"], "pretrain_simclr", "artifacts/seed0/pretrain_simclr.pt",
-                       "metrics/seed0/pretrain_simclr.json"),
-          "pretrain-gsimclr": (["pretrain", "--method", "gsimclr"], "pretrain_gsimclr",
-                               "artifacts/seed0/pretrain_gsimclr.pt", "metrics/seed0/pretrain_gsimclr.json"),
-          # the from-scratch control's fine-tune: evaluate's one resumable classifier that needs no upstream stage
-          "evaluate": (["evaluate", "--method", "random_init"], "evaluate_random_init_finetune", None,
-                       "metrics/seed0/evaluate_random_init.json")}
+PARAMS = dict(
+    TINY_PARAMS,
+    autoencoder={**TINY_PARAMS["autoencoder"], "epochs": 6, "patience": 6, "batch_size": 16},
+    pretrain={**TINY_PARAMS["pretrain"], "epochs": 5},
+    evaluate={
+        **TINY_PARAMS["evaluate"],
+        "finetune": {"epochs": 5, "patience": 5, "batch_size": 16},
+        "finetune_fraction": 1.0,
+    },
+)
+STAGES = {
+    "train": (["train"], "autoencoder", "artifacts/seed0/autoencoder.pt", "metrics/seed0/autoencoder.json"),
+    "pretrain": (
+        ["pretrain", "--method", "simclr"],
+        "pretrain_simclr",
+        "artifacts/seed0/pretrain_simclr.pt",
+        "metrics/seed0/pretrain_simclr.json",
+    ),
+    "pretrain-gsimclr": (
+        ["pretrain", "--method", "gsimclr"],
+        "pretrain_gsimclr",
+        "artifacts/seed0/pretrain_gsimclr.pt",
+        "metrics/seed0/pretrain_gsimclr.json",
+    ),
+    # the from-scratch control's fine-tune: evaluate's one resumable classifier that needs no upstream stage
+    "evaluate": (
+        ["evaluate", "--method", "random_init"],
+        "evaluate_random_init_finetune",
+        None,
+        "metrics/seed0/evaluate_random_init.json",
+    ),
+}
 UPSTREAM = {"pretrain-gsimclr": [["train"], ["cluster"]]}
-EPOCHS = {"train": PARAMS["autoencoder"]["epochs"], "pretrain": PARAMS["pretrain"]["epochs"],
-          "pretrain-gsimclr": PARAMS["pretrain"]["epochs"], "evaluate": PARAMS["evaluate"]["finetune"]["epochs"]}
+EPOCHS = {
+    "train": PARAMS["autoencoder"]["epochs"],
+    "pretrain": PARAMS["pretrain"]["epochs"],
+    "pretrain-gsimclr": PARAMS["pretrain"]["epochs"],
+    "evaluate": PARAMS["evaluate"]["finetune"]["epochs"],
+}
 
 
 def project(root: Path) -> Path:
@@ -50,10 +73,12 @@ def epochs_logged(log: Path) -> int:
 
 
 def kill_mid_epoch(root: Path, args: list[str], checkpoint: str) -> int:
-    """Start the stage, SIGKILL it while it trains the epoch after its first checkpoint; return the epochs it had saved."""
+    """Start the stage, SIGKILL it while it trains the epoch after its first checkpoint; return the
+    epochs it had saved."""
     log = root / "checkpoints" / "seed0" / f"{checkpoint}.log.jsonl"
-    process = subprocess.Popen([GSIMCLR, "--device", "cpu", *args], cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [GSIMCLR, "--device", "cpu", *args], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while epochs_logged(log) < 2 and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -102,7 +127,13 @@ def test_resumed_run_continues_the_same_mlflow_run(tmp_path):
     assert record["run_id"] == state["run_id"]
     env = {**os.environ}
     env.pop("MLFLOW_TRACKING_URI", None)
-    code = ("import mlflow; mlflow.set_tracking_uri('sqlite:///" + str(root / "mlruns" / "mlflow.db") + "');"
-            "print(len(mlflow.search_runs(search_all_experiments=True)))")
-    assert subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True,
-                          check=True).stdout.strip() == "1"
+    code = (
+        "import mlflow; mlflow.set_tracking_uri('sqlite:///" + str(root / "mlruns" / "mlflow.db") + "');"
+        "print(len(mlflow.search_runs(search_all_experiments=True)))"
+    )
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "1"
+    )

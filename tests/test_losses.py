@@ -31,7 +31,7 @@ def test_nt_xent_matches_reference_values_and_gradients(n, dim, temperature):
     ref = reference_nt_xent(a, b, temperature)
     grad_ref = torch.autograd.grad(ref, [a, b])
     assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
-    for g1, g2 in zip(grad_ours, grad_ref):
+    for g1, g2 in zip(grad_ours, grad_ref, strict=True):
         torch.testing.assert_close(g1, g2, rtol=1e-8, atol=1e-10)
 
 
@@ -109,8 +109,9 @@ def reference_debiased(z1, z2, temperature, tau_plus):
 def test_debiased_loss_matches_its_transcription(tau_plus):
     g = torch.Generator().manual_seed(5)
     z1, z2 = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(nt_xent(z1, z2, 0.5, false_negatives="debiased", tau_plus=tau_plus),
-                               reference_debiased(z1, z2, 0.5, tau_plus))
+    torch.testing.assert_close(
+        nt_xent(z1, z2, 0.5, false_negatives="debiased", tau_plus=tau_plus), reference_debiased(z1, z2, 0.5, tau_plus)
+    )
 
 
 def test_debiased_loss_is_nt_xent_without_prior_and_clamps_when_negatives_are_far():

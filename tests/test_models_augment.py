@@ -4,16 +4,15 @@ import pytest
 import torch
 
 from gsimclr.augment import ViewAugment, color_jitter, random_resized_crop
-from gsimclr.config import AugmentConfig, ModelConfig
 from gsimclr.models.autoencoder import DenoisingAutoencoder
+from gsimclr.models.backbones import build_backbone
 from gsimclr.models.heads import SimCLRNet
 
 
 @pytest.mark.parametrize("head_batchnorm", [False, True])
 @pytest.mark.parametrize("backbone,size,feat", [("cifar_resnet", 16, 256), ("resnet18", 32, 512)])
 def test_representation_taps(backbone, size, feat, head_batchnorm):
-    cfg = ModelConfig(backbone=backbone, blocks_per_stage=1, head_dims=[256, 128, 50], head_batchnorm=head_batchnorm)
-    net = SimCLRNet(cfg, in_channels=3)
+    net = SimCLRNet(build_backbone(backbone, 3, blocks_per_stage=1), [256, 128, 50], head_batchnorm)
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in net.head.layers) == (2 if head_batchnorm else 0)
     taps = net.representations(torch.rand(4, 3, size, size))
     assert taps["P3"].shape == (4, feat)
@@ -42,7 +41,7 @@ def test_each_image_gets_its_own_random_view():
     torch.manual_seed(0)
     image = torch.rand(1, 3, 16, 16)
     batch = image.repeat(8, 1, 1, 1)
-    views = ViewAugment(AugmentConfig(crop_scale=(0.3, 1.0), color_strength=0.5, color_p=1.0, grayscale_p=0.0))(batch)
+    views = ViewAugment(crop_scale=(0.3, 1.0), color_strength=0.5, color_p=1.0, grayscale_p=0.0)(batch)
     assert views.shape == batch.shape
     assert views.min() >= 0 and views.max() <= 1
     distinct = {tuple(v.flatten()[:20].tolist()) for v in views}

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, TINY_PARAMS, write_params
 
 pytestmark = pytest.mark.slow
@@ -36,8 +35,14 @@ def project(tmp_path_factory):
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     write_params(root / "params.yaml", dict(TINY_PARAMS, seeds=SEEDS))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     sh(["git", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root, env)
@@ -48,15 +53,36 @@ def project(tmp_path_factory):
 def test_repro_runs_every_stage_and_writes_the_tables(project):
     root, env = project
     output = sh(["dvc", "repro"], root, env)
-    assert ran(output) == per_seed("train", "cluster", "pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr",
-                                   "evaluate@gsimclr", "controls@random_init", "controls@pixels", "supervised") | {"compare"}
+    assert ran(output) == per_seed(
+        "train",
+        "cluster",
+        "pretrain_simclr",
+        "pretrain_gsimclr",
+        "evaluate@simclr",
+        "evaluate@gsimclr",
+        "controls@random_init",
+        "controls@pixels",
+        "supervised",
+    ) | {"compare"}
     results = (root / "results" / "results.md").read_text()
-    for needle in ("2 seeds: 0, 1", "Table II", "Table III", "| P1 |", "| fine-tune |", "| seed 0 | seed 1 |",
-                   "Fully supervised baseline", "mlflow ui", "## Controls — did pretraining learn anything?",
-                   "| Raw pixels | pixels |", "| Random init (untrained) | from scratch |"):
+    for needle in (
+        "2 seeds: 0, 1",
+        "Table II",
+        "Table III",
+        "| P1 |",
+        "| fine-tune |",
+        "| seed 0 | seed 1 |",
+        "Fully supervised baseline",
+        "mlflow ui",
+        "## Controls — did pretraining learn anything?",
+        "| Raw pixels | pixels |",
+        "| Random init (untrained) | from scratch |",
+    ):
         assert needle in results
     rows = (root / "results" / "results.csv").read_text().splitlines()
-    assert rows[0] == "table,metric,method,representation,seed,test_acc,paper" and len(rows) == 1 + len(SEEDS) * (1 + 9 + 1 + 3)
+    assert rows[0] == "table,metric,method,representation,seed,test_acc,paper" and len(rows) == 1 + len(SEEDS) * (
+        1 + 9 + 1 + 3
+    )
     for figure in ("accuracy_by_seed.png", "pretrain_loss.png"):
         assert (root / "results" / figure).stat().st_size > 1000
     for seed in SEEDS:
@@ -79,7 +105,9 @@ def test_mlflow_holds_tagged_linked_runs(project):
         "compare = runs[runs['tags.stage'] == 'compare'].iloc[0]['run_id'];"
         "print((runs['tags.mlflow.parentRunId'] == compare).sum())"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True
+    ).stdout
     count, stages, children = out.strip().splitlines()
     assert int(count) == 9 * len(SEEDS) + 1
     assert stages == "['cluster', 'compare', 'evaluate', 'pretrain', 'train']"
@@ -91,7 +119,9 @@ def test_changing_a_pretrain_param_reruns_only_downstream(project):
     params = dict(TINY_PARAMS, seeds=SEEDS, pretrain={**TINY_PARAMS["pretrain"], "temperature": 0.2})
     write_params(root / "params.yaml", params)
     output = sh(["dvc", "repro"], root, env)
-    assert ran(output) == per_seed("pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr", "evaluate@gsimclr") | {"compare"}
+    assert ran(output) == per_seed("pretrain_simclr", "pretrain_gsimclr", "evaluate@simclr", "evaluate@gsimclr") | {
+        "compare"
+    }
 
 
 def test_exp_run_with_set_param_and_metrics_show(project):
@@ -99,6 +129,8 @@ def test_exp_run_with_set_param_and_metrics_show(project):
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "baseline"], root, env)
     output = sh(["dvc", "exp", "run", "-S", "evaluate.linear.c_grid=[1.0]"], root, env)
-    assert ran(output) == per_seed("evaluate@simclr", "evaluate@gsimclr", "controls@random_init", "controls@pixels") | {"compare"}
+    assert ran(output) == per_seed("evaluate@simclr", "evaluate@gsimclr", "controls@random_init", "controls@pixels") | {
+        "compare"
+    }
     shown = sh(["dvc", "metrics", "show"], root, env)
     assert "linear_P1_test_acc" in shown and "nmi" in shown

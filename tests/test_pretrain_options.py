@@ -3,27 +3,32 @@
 import json
 
 import pytest
-
+from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
-from conftest import TINY_PARAMS, write_params
 from gsimclr.cli import app
 
 
 def test_bf16_autocast_trains(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = write_params(tmp_path / "params.yaml",
-                          dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "epochs": 3, "precision": "bf16"}))
+    params = write_params(
+        tmp_path / "params.yaml",
+        dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "epochs": 3, "precision": "bf16"}),
+    )
     result = CliRunner().invoke(app, ["--params", str(params), "--device", "cpu", "pretrain", "--method", "simclr"])
     assert result.exit_code == 0, result.output
-    losses = [json.loads(line)["loss"] for line in
-              (tmp_path / "checkpoints" / "seed0" / "pretrain_simclr.log.jsonl").read_text().splitlines()]
+    losses = [
+        json.loads(line)["loss"]
+        for line in (tmp_path / "checkpoints" / "seed0" / "pretrain_simclr.log.jsonl").read_text().splitlines()
+    ]
     assert len(losses) == 3 and losses[-1] < losses[0]
 
 
 def run_pretrain(tmp_path, method: str, guidance: dict, epochs: int = 1):
-    params = write_params(tmp_path / "params.yaml",
-                          dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "epochs": epochs}, guidance=guidance))
+    params = write_params(
+        tmp_path / "params.yaml",
+        dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "epochs": epochs}, guidance=guidance),
+    )
     return CliRunner().invoke(app, ["--params", str(params), "--device", "cpu", "pretrain", "--method", method])
 
 
@@ -61,20 +66,37 @@ def test_refreshed_pseudo_labels_come_from_the_model(tmp_path, monkeypatch):
 
 def test_the_standard_recipe_trains_and_the_knn_monitor_writes_its_curve(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    recipe = {**TINY_PARAMS["pretrain"], "epochs": 4, "warmup_epochs": 1, "lr_scaling": "linear", "lr": 0.3,
-              "decay_norm_and_bias": False, "knn": {"every": 2, "k": 5},
-              "augment": {**TINY_PARAMS["pretrain"]["augment"], "blur_p": 0.5}}
+    recipe = {
+        **TINY_PARAMS["pretrain"],
+        "epochs": 4,
+        "warmup_epochs": 1,
+        "lr_scaling": "linear",
+        "lr": 0.3,
+        "decay_norm_and_bias": False,
+        "knn": {"every": 2, "k": 5},
+        "augment": {**TINY_PARAMS["pretrain"]["augment"], "blur_p": 0.5},
+    }
     params = write_params(tmp_path / "params.yaml", dict(TINY_PARAMS, pretrain=recipe))
     result = CliRunner().invoke(app, ["--params", str(params), "--device", "cpu", "pretrain", "--method", "simclr"])
     assert result.exit_code == 0, result.output
-    history = [json.loads(line) for line in
-               (tmp_path / "checkpoints" / "seed0" / "pretrain_simclr.log.jsonl").read_text().splitlines()]
+    history = [
+        json.loads(line)
+        for line in (tmp_path / "checkpoints" / "seed0" / "pretrain_simclr.log.jsonl").read_text().splitlines()
+    ]
     assert [("knn_val_acc" in epoch) for epoch in history] == [False, True, False, True]
     assert history[0]["lr"] == pytest.approx(0.3 * 16 / 256)  # end of the 1-epoch warm-up: the scaled lr
     curve = (tmp_path / "plots" / "seed0" / "pretrain_simclr_knn.csv").read_text().splitlines()
     assert curve[0] == "epoch,knn_val_acc" and [row.split(",")[0] for row in curve[1:]] == ["2", "4"]
     assert all(0.1 < float(row.split(",")[1]) <= 1.0 for row in curve[1:])  # above chance on digits
     # switched off, the curve file is rewritten empty rather than left stale
-    params = write_params(tmp_path / "params.yaml", dict(TINY_PARAMS, pretrain={**recipe, "epochs": 1, "warmup_epochs": 0, "knn": {"every": 0}}))
-    assert CliRunner().invoke(app, ["--params", str(params), "--device", "cpu", "pretrain", "--method", "simclr"]).exit_code == 0
+    params = write_params(
+        tmp_path / "params.yaml",
+        dict(TINY_PARAMS, pretrain={**recipe, "epochs": 1, "warmup_epochs": 0, "knn": {"every": 0}}),
+    )
+    assert (
+        CliRunner()
+        .invoke(app, ["--params", str(params), "--device", "cpu", "pretrain", "--method", "simclr"])
+        .exit_code
+        == 0
+    )
     assert (tmp_path / "plots" / "seed0" / "pretrain_simclr_knn.csv").read_text().splitlines() == ["epoch,knn_val_acc"]

@@ -21,29 +21,30 @@ def test_labels_refresh_at_the_start_of_each_period_and_only_once():
         return np.random.default_rng(len(calls)).normal(size=(64, 3))
 
     labels = PseudoLabels(INITIAL, refresh_every=2, k=4, n_init=1, seed=0, embed=embed)
-    seen = {epoch: labels.for_epoch(epoch).copy() for epoch in range(1, 6)}
+    seen = {epoch: labels.refresh_if_due(epoch).copy() for epoch in range(1, 6)}
     assert [labels.due(e) for e in range(1, 6)] == [False, False, True, False, True]
     assert len(calls) == 2 and labels.refreshed_at == 5
     assert np.array_equal(seen[1], INITIAL) and np.array_equal(seen[2], INITIAL)
     assert np.array_equal(seen[3], seen[4]) and not np.array_equal(seen[3], INITIAL)
-    labels.for_epoch(5)
+    labels.refresh_if_due(5)
     assert len(calls) == 2  # asking again within the epoch does not re-cluster
     never = PseudoLabels(INITIAL, refresh_every=0, k=4, n_init=1, seed=0, embed=embed)
-    assert all(np.array_equal(never.for_epoch(e), INITIAL) for e in range(1, 6))
+    assert all(np.array_equal(never.refresh_if_due(e), INITIAL) for e in range(1, 6))
 
 
 def make_run():
     torch.manual_seed(0)
     model = nn.Linear(5, 3)
-    labels = PseudoLabels(INITIAL, refresh_every=2, k=4, n_init=1, seed=0,
-                          embed=lambda: model(X).detach().numpy().astype(np.float64))
+    labels = PseudoLabels(
+        INITIAL, refresh_every=2, k=4, n_init=1, seed=0, embed=lambda: model(X).detach().numpy().astype(np.float64)
+    )
 
     def step(idx: np.ndarray):
         z = model(X[idx])
         return {"loss": ((z - z.mean(0)) ** 2).mean() + (z.sum(1) - 1).pow(2).mean()}
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    batches = lambda epoch: GuidedBatchSampler(labels.for_epoch(epoch), 16, 0).batches(epoch)  # noqa: E731
+    batches = lambda epoch: GuidedBatchSampler(labels.refresh_if_due(epoch), 16, 0).batches(epoch)  # noqa: E731
     return model, labels, Training(model=model, optimizer=optimizer, batches=batches, step=step, state=labels)
 
 
@@ -64,13 +65,13 @@ def test_resumed_run_continues_with_the_refreshed_labels(tmp_path):
     assert np.array_equal(seen[0], refreshed_at_3)  # epoch 4 guided by epoch 3's labels, not the initial ones
     assert labels_c.refreshed_at == labels_a.refreshed_at == 5
     assert np.array_equal(labels_c.current, labels_a.current)
-    for a, c in zip(model_a.state_dict().values(), model_c.state_dict().values()):
+    for a, c in zip(model_a.state_dict().values(), model_c.state_dict().values(), strict=True):
         assert torch.equal(a, c)
 
 
 @pytest.mark.parametrize("every", [1, 3])
 def test_refresh_uses_the_seeded_kmeans(every):
     features = np.random.default_rng(0).normal(size=(64, 3))
-    first = PseudoLabels(INITIAL, every, 4, 1, 7, embed=lambda: features).for_epoch(1 + every)
-    again = PseudoLabels(INITIAL, every, 4, 1, 7, embed=lambda: features).for_epoch(1 + every)
+    first = PseudoLabels(INITIAL, every, 4, 1, 7, embed=lambda: features).refresh_if_due(1 + every)
+    again = PseudoLabels(INITIAL, every, 4, 1, 7, embed=lambda: features).refresh_if_due(1 + every)
     assert np.array_equal(first, again) and len(np.unique(first)) == 4

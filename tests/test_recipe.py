@@ -74,7 +74,12 @@ def test_norm_and_bias_parameters_can_be_exempt_from_weight_decay():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
     decayed, exempt = parameter_groups(model, 1e-4, decay_norm_and_bias=False)
     assert {id(p) for p in decayed["params"]} == {id(model[0].weight), id(model[3].weight)}
-    assert {id(p) for p in exempt["params"]} == {id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[3].bias)}
+    assert {id(p) for p in exempt["params"]} == {
+        id(model[0].bias),
+        id(model[1].weight),
+        id(model[1].bias),
+        id(model[3].bias),
+    }
     assert (decayed["weight_decay"], exempt["weight_decay"]) == (1e-4, 0.0)
     (everything,) = parameter_groups(model, 1e-4, decay_norm_and_bias=True)
     assert len(everything["params"]) == len(list(model.parameters()))

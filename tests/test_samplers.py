@@ -22,10 +22,13 @@ def uneven_labels(seed=0, n=2000, k=64):
     return rng.choice(k, size=n, p=weights / weights.sum())
 
 
-@pytest.mark.parametrize("sampler", [
-    GuidedBatchSampler(uneven_labels(), 64, seed=1),
-    RandomBatchSampler(2000, 64, seed=1),
-])
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        GuidedBatchSampler(uneven_labels(), 64, seed=1),
+        RandomBatchSampler(2000, 64, seed=1),
+    ],
+)
 def test_every_index_exactly_once_per_epoch_and_equal_batch_sizes(sampler):
     for epoch in (1, 2, 7):
         batches = sampler.batches(epoch)
@@ -64,7 +67,7 @@ def test_round_robin_over_clusters_would_not_reach_the_minimum():
     order = []
     while any(queues):
         order += [q.pop() for q in queues if q]
-    official = [np.array(order[i * 64:(i + 1) * 64]) for i in range(n_batches)]
+    official = [np.array(order[i * 64 : (i + 1) * 64]) for i in range(n_batches)]
     assert epoch_pairs(official, labels) > min_same_label_pairs(labels, n_batches)
 
 
@@ -72,11 +75,11 @@ def test_batches_are_redrawn_each_epoch_and_reproducible_per_seed():
     labels = uneven_labels()
     sampler = GuidedBatchSampler(labels, 64, seed=5)
     first, second = sampler.batches(1), sampler.batches(2)
-    assert not all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     again = GuidedBatchSampler(labels, 64, seed=5).batches(1)
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     other_seed = GuidedBatchSampler(labels, 64, seed=6).batches(1)
-    assert not all(np.array_equal(a, b) for a, b in zip(first, other_seed))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other_seed, strict=True))
 
 
 def test_batch_stats_counts_distinct_labels_and_pairs():

@@ -1,4 +1,5 @@
-"""Seed statistics behind `compare`'s verdicts: the interval must match the textbook and the verdict must be able to go either way."""
+"""Seed statistics behind `compare`'s verdicts: the interval must match the textbook and the verdict must
+be able to go either way."""
 
 import math
 

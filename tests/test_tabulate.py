@@ -17,22 +17,36 @@ def write_results(path, values: dict, metric: str = "accuracy"):
         writer.writeheader()
         for (method, rep), accs in values.items():
             for seed, acc in enumerate(accs):
-                writer.writerow({"table": "II", "metric": metric, "method": method, "representation": rep,
-                                 "seed": seed, "test_acc": acc, "paper": ""})
+                writer.writerow(
+                    {
+                        "table": "II",
+                        "metric": metric,
+                        "method": method,
+                        "representation": rep,
+                        "seed": seed,
+                        "test_acc": acc,
+                        "paper": "",
+                    }
+                )
     return path
 
 
 def test_rows_pair_each_study_with_its_own_simclr_arm(tmp_path):
     base = write_results(tmp_path / "a.csv", {("simclr", "P3"): [50, 52, 54], ("gsimclr", "P3"): [51, 53, 55]})
     other = write_results(tmp_path / "b.csv", {("simclr", "P3"): [50, 60, 40], ("gsimclr", "P3"): [52, 58, 43]})
-    result = runner.invoke(app, ["tabulate", f"guided={base}", f"noisy={other}", "-r", "P3", "--output", str(tmp_path / "t.md")])
+    result = runner.invoke(
+        app, ["tabulate", f"guided={base}", f"noisy={other}", "-r", "P3", "--output", str(tmp_path / "t.md")]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 4
     # +1 on every seed: zero spread, so the interval is 0 and the gain is called
     assert lines[2] == "| guided | P3 | 3 | 52.00 ± 4.97 | 53.00 ± 4.97 | +1.00 ± 0.00 | guided arm better |"
     # differences +2, -2, +3: mean +1, t(0.975, 2) · sd / sqrt(3) = 4.303 · 2.646 / 1.732 = 6.57
-    assert lines[3] == "| noisy | P3 | 3 | 50.00 ± 24.84 | 51.00 ± 18.75 | +1.00 ± 6.57 | not distinguishable from seed noise |"
+    assert (
+        lines[3]
+        == "| noisy | P3 | 3 | 50.00 ± 24.84 | 51.00 ± 18.75 | +1.00 ± 6.57 | not distinguishable from seed noise |"
+    )
     assert (tmp_path / "t.md").read_text() == result.output
 
 
@@ -40,7 +54,10 @@ def test_bad_studies_are_one_line_errors(tmp_path):
     cases = [
         (["tabulate", "no-equals-sign"], "expected LABEL=path"),
         (["tabulate", f"x={tmp_path / 'missing.csv'}"], "results table not found"),
-        (["tabulate", f"x={write_results(tmp_path / 'a.csv', {('simclr', 'P3'): [1, 2, 3]})}", "-r", "P3"], "no P3 results for both"),
+        (
+            ["tabulate", f"x={write_results(tmp_path / 'a.csv', {('simclr', 'P3'): [1, 2, 3]})}", "-r", "P3"],
+            "no P3 results for both",
+        ),
         (["tabulate", f"x={tmp_path / 'a.csv'}", "--metric", "balanced_accuracy"], "long-tailed runs only"),
     ]
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")

@@ -7,7 +7,11 @@ from torch import nn
 
 
 def _block(in_ch: int, out_ch: int, kernel_size: int) -> list[nn.Module]:
-    return [nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class DenoisingAutoencoder(nn.Module):
@@ -23,11 +27,11 @@ class DenoisingAutoencoder(nn.Module):
         encoder: list[nn.Module] = []
         width = in_channels
         for out in filters:
-            encoder += _block(width, out, kernel_size) + [nn.MaxPool2d(2)]
+            encoder += [*_block(width, out, kernel_size), nn.MaxPool2d(2)]
             width = out
         decoder: list[nn.Module] = []
         for out in reversed(filters):
-            decoder += [nn.Upsample(scale_factor=2, mode="nearest")] + _block(width, out, kernel_size)
+            decoder += [nn.Upsample(scale_factor=2, mode="nearest"), *_block(width, out, kernel_size)]
             width = out
         decoder += [nn.Conv2d(width, in_channels, kernel_size, padding=kernel_size // 2), nn.Sigmoid()]
         self.encoder = nn.Sequential(*encoder)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import nn
 from torchvision.models import resnet18, resnet50
-
-from gsimclr.config import ModelConfig
 
 
 class Bottleneck(nn.Module):
@@ -17,9 +17,14 @@ class Bottleneck(nn.Module):
         super().__init__()
         out_ch = width * self.expansion
         self.body = nn.Sequential(
-            nn.Conv2d(in_ch, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-            nn.Conv2d(width, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch),
+            nn.Conv2d(in_ch, width, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, out_ch, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
         )
         self.shortcut = (
             nn.Identity()
@@ -37,7 +42,11 @@ class CifarResNet(nn.Module):
 
     def __init__(self, in_channels: int, blocks_per_stage: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(inplace=True),
+        ]
         in_ch = 16
         for stage, width in enumerate((16, 32, 64)):
             for block in range(blocks_per_stage):
@@ -64,9 +73,29 @@ def _torchvision_resnet(factory, in_channels: int, cifar_stem: bool) -> nn.Modul
     return net
 
 
-def build_backbone(cfg: ModelConfig, in_channels: int) -> nn.Module:
-    """A backbone mapping (B, C, H, W) images to (B, out_dim) features; `out_dim` is an attribute."""
-    if cfg.backbone == "cifar_resnet":
-        return CifarResNet(in_channels, cfg.blocks_per_stage)
-    factory = resnet18 if cfg.backbone == "resnet18" else resnet50
-    return _torchvision_resnet(factory, in_channels, cfg.cifar_stem)
+BACKBONES = ("cifar_resnet", "resnet18", "resnet50")
+
+
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of the features a backbone built here outputs (its `out_dim` attribute)."""
+    return cast(int, backbone.out_dim)
+
+
+def build_backbone(name: str, in_channels: int, blocks_per_stage: int = 2, cifar_stem: bool = True) -> nn.Module:
+    """A backbone mapping (B, C, H, W) images to (B, out_dim) features; `out_dim` is an attribute.
+
+    Args:
+        name: `cifar_resnet` (the paper's CIFAR ResNet), `resnet18` or `resnet50` (torchvision, untrained).
+        in_channels: image channels (1 for digits, 3 for RGB).
+        blocks_per_stage: bottlenecks per stage of `cifar_resnet` (ignored by the torchvision ResNets).
+        cifar_stem: torchvision ResNets only: a 3x3 stride-1 stem without max-pool, for small images.
+
+    >>> build_backbone("resnet18", 3, cifar_stem=False).out_dim
+    512
+    """
+    if name == "cifar_resnet":
+        return CifarResNet(in_channels, blocks_per_stage)
+    factories = {"resnet18": resnet18, "resnet50": resnet50}
+    if name not in factories:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    return _torchvision_resnet(factories[name], in_channels, cifar_stem)

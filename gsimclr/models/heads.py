@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from gsimclr.config import ModelConfig
-from gsimclr.models.backbones import build_backbone
+from gsimclr.models.backbones import feature_dim
 
 TAPS = ("P1", "P2", "P3")
 
@@ -15,7 +16,7 @@ class ProjectionHead(nn.Module):
     """MLP `in_dim -> dims[0] -> ... -> dims[-1]` with ReLU between layers (paper: 256-128-50), and
     optionally BatchNorm before each ReLU (SimCLR's code)."""
 
-    def __init__(self, in_dim: int, dims: list[int], batchnorm: bool = False) -> None:
+    def __init__(self, in_dim: int, dims: Sequence[int], batchnorm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_dim
@@ -48,15 +49,28 @@ class ProjectionHead(nn.Module):
 
 
 class SimCLRNet(nn.Module):
-    """Backbone + projection head; `forward` gives the projections the contrastive loss sees."""
+    """Backbone + projection head (Chen et al. 2020, Fig. 2: f(.) then g(.)); `forward` gives the
+    projections the contrastive loss sees, `representations` the P1/P2/P3 taps a probe reads.
 
-    def __init__(self, cfg: ModelConfig, in_channels: int) -> None:
+    Args:
+        backbone: maps images to (B, `backbone.out_dim`) features.
+        head_dims: widths of the projection head's linear layers (the paper: 256, 128, 50).
+        head_batchnorm: BatchNorm before each hidden ReLU of the head (SimCLR's code).
+
+    >>> from gsimclr.models.backbones import build_backbone
+    >>> net = SimCLRNet(build_backbone("cifar_resnet", 1, blocks_per_stage=1), [32, 16, 8])
+    >>> net(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 8])
+    """
+
+    def __init__(self, backbone: nn.Module, head_dims: Sequence[int], head_batchnorm: bool = False) -> None:
         super().__init__()
-        self.backbone = build_backbone(cfg, in_channels)
-        self.head = ProjectionHead(self.backbone.out_dim, list(cfg.head_dims), cfg.head_batchnorm)
+        self.backbone = backbone
+        self.head = ProjectionHead(feature_dim(backbone), head_dims, head_batchnorm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
 
     def representations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """P1, P2 and P3 of every image (the paper's Table II taps)."""
         return self.head.taps(self.backbone(x))

@@ -8,22 +8,29 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
 from gsimclr import plots
-from gsimclr.layout import EVAL_METHODS, METHODS, Layout
+from gsimclr.layout import EVAL_METHODS, METHODS, EvalMethod, Layout, Stage
+from gsimclr.machine import hardware
+from gsimclr.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
 from gsimclr.models.heads import TAPS
 from gsimclr.paper import PAPER_RESULTS
-from gsimclr.machine import hardware
 from gsimclr.stages.context import StageContext
 from gsimclr.stats import Summary, paired_difference, summarize, verdict
-from gsimclr.storage import read_json, write_csv, write_text
-from gsimclr.tracking import link_runs, stage_run, ui_command
+from gsimclr.storage import read_json, write_text
+from gsimclr.tracking import StageRun, link_runs, stage_run, ui_command
 
 STAGE = "compare"
-LABELS = {"simclr": "SimCLR", "gsimclr": "G-SimCLR", "supervised": "Fully supervised",
-          "random_init": "Random init (untrained)", "pixels": "Raw pixels"}
+LABELS = {
+    "simclr": "SimCLR",
+    "gsimclr": "G-SimCLR",
+    "supervised": "Fully supervised",
+    "random_init": "Random init (untrained)",
+    "pixels": "Raw pixels",
+}
 FINETUNE = "fine-tune"
 """Representation name of the Table III rows (the whole backbone, trained on the labelled fraction); for
 `random_init` it is training from scratch on the same labelled images."""
@@ -35,49 +42,73 @@ class SeedOutputs:
     """Everything one seed's stages wrote that the comparison reads."""
 
     seed: int
-    evaluation: dict[str, dict]
-    cluster: dict
-    pretrain: dict[str, dict]
+    evaluation: Mapping[str, EvaluationMetrics]
+    cluster: ClusterMetrics
+    pretrain: Mapping[str, PretrainMetrics]
     records: dict[str, dict]
 
 
 def read_seed(layout: Layout) -> SeedOutputs:
+    """Every metrics file and run record one seed's stages wrote; a missing one is a one-line error."""
     seed = layout.seed
-    evaluation = {m: read_json(layout.metrics("evaluate", m), f"evaluation of {m} (seed {seed})") for m in EVAL_METHODS}
-    pretrain = {m: read_json(layout.metrics("pretrain", m), f"pretrain metrics of {m} (seed {seed})") for m in METHODS}
-    record_names = [("train", None), ("cluster", None), *[("pretrain", m) for m in METHODS],
-                    *[("evaluate", m) for m in EVAL_METHODS]]
-    records = {" ".join(filter(None, (stage, method))): read_json(layout.run_record(stage, method), f"{stage} run record (seed {seed})")
-               for stage, method in record_names}
-    return SeedOutputs(seed, evaluation, read_json(layout.metrics("cluster"), f"cluster metrics (seed {seed})"), pretrain, records)
+    assert seed is not None, "read_seed needs a per-seed layout"
+    evaluation: dict[str, EvaluationMetrics] = {
+        m: EvaluationMetrics.read(layout.metrics("evaluate", m), f"evaluation of {m} (seed {seed})")
+        for m in EVAL_METHODS
+    }
+    pretrain: dict[str, PretrainMetrics] = {
+        m: PretrainMetrics.read(layout.metrics("pretrain", m), f"pretrain metrics of {m} (seed {seed})")
+        for m in METHODS
+    }
+    record_names: list[tuple[Stage, Optional[EvalMethod]]] = [
+        ("train", None),
+        ("cluster", None),
+        *[("pretrain", m) for m in METHODS],
+        *[("evaluate", m) for m in EVAL_METHODS],
+    ]
+    records = {
+        " ".join(filter(None, (stage, method))): read_json(
+            layout.run_record(stage, method), f"{stage} run record (seed {seed})"
+        )
+        for stage, method in record_names
+    }
+    cluster = ClusterMetrics.read(layout.metrics("cluster"), f"cluster metrics (seed {seed})")
+    return SeedOutputs(seed, evaluation, cluster, pretrain, records)
 
 
-def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: bool = False) -> list[dict]:
+def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: bool = False) -> list[ResultRow]:
     """Long format: one row per (table, method, representation, seed) with our test accuracy in % and the paper's.
 
     `balanced`: mean per-class accuracy instead (long-tailed training splits); the paper has no such figure.
     """
     paper = {} if balanced else PAPER_RESULTS.get(reference or "", {})
-    suffix = "test_balanced_acc" if balanced else "test_acc"
-    rows = []
-    for out in outputs:
-        def row(table: str, method: str, representation: str, key: str, paper_key: str) -> dict:
-            return {"table": table, "metric": "balanced_accuracy" if balanced else "accuracy", "method": method,
-                    "representation": representation, "seed": out.seed,
-                    "test_acc": 100 * out.evaluation[method][f"{key}_{suffix}"], "paper": paper.get(paper_key)}
+    cells = [
+        ("II", "supervised", "–", "supervised", "supervised"),
+        *[("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in (*METHODS, "random_init") for tap in TAPS],
+        ("II", "pixels", PIXELS, f"linear_{PIXELS}", ""),
+        *[("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in (*METHODS, "random_init")],
+    ]
+    return [
+        ResultRow(
+            table=table,
+            metric="balanced_accuracy" if balanced else "accuracy",
+            method=method,
+            representation=representation,
+            seed=out.seed,
+            test_acc=100 * (scores.test_balanced_acc if balanced else scores.test_acc),
+            paper=paper.get(paper_key),
+        )
+        for out in outputs
+        for table, method, representation, key, paper_key in cells
+        for scores in [out.evaluation[method].rows[key]]
+    ]
 
-        rows.append(row("II", "supervised", "–", "supervised", "supervised"))
-        rows += [row("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in (*METHODS, "random_init") for tap in TAPS]
-        rows.append(row("II", "pixels", PIXELS, f"linear_{PIXELS}", ""))
-        rows += [row("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in (*METHODS, "random_init")]
-    return rows
 
-
-def cell_values(rows: list[dict]) -> dict[tuple[str, str], list[float]]:
+def cell_values(rows: list[ResultRow]) -> dict[tuple[str, str], list[float]]:
     """(method, representation) -> test accuracies in seed order."""
     cells: dict[tuple[str, str], list[float]] = {}
     for row in rows:
-        cells.setdefault((row["method"], row["representation"]), []).append(row["test_acc"])
+        cells.setdefault((row.method, row.representation), []).append(row.test_acc)
     return cells
 
 
@@ -85,10 +116,10 @@ def _fmt(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def method_table(rows: list[dict], representations: list[str], reference: Optional[str]) -> list[str]:
+def method_table(rows: list[ResultRow], representations: list[str], reference: Optional[str]) -> list[str]:
     """SimCLR and G-SimCLR per representation, their paired difference with a verdict, and the paper's pair."""
     cells = cell_values(rows)
-    paper = {(r["method"], r["representation"]): r["paper"] for r in rows}
+    paper = {(r.method, r.representation): r.paper for r in rows}
     head = "| representation | SimCLR | G-SimCLR | G-SimCLR − SimCLR (paired) | verdict |"
     rule = "| --- | ---: | ---: | ---: | --- |"
     if reference:
@@ -98,19 +129,23 @@ def method_table(rows: list[dict], representations: list[str], reference: Option
     for rep in representations:
         simclr, gsimclr = cells[("simclr", rep)], cells[("gsimclr", rep)]
         diff = paired_difference(gsimclr, simclr)
-        line = f"| {rep} | {summarize(simclr)} | {summarize(gsimclr)} | {diff.format(signed=True)} | {verdict(diff, 'G-SimCLR', 'SimCLR')} |"
+        said = verdict(diff, "G-SimCLR", "SimCLR")
+        line = f"| {rep} | {summarize(simclr)} | {summarize(gsimclr)} | {diff.format(signed=True)} | {said} |"
         if reference:
             line += f" {_fmt(paper[('simclr', rep)])} | {_fmt(paper[('gsimclr', rep)])} |"
         lines.append(line)
     return lines
 
 
-def control_table(rows: list[dict], representations: list[str]) -> list[str]:
-    """Each method's paired margin over the untrained network under the same probe (or training), and whether it beats it."""
+def control_table(rows: list[ResultRow], representations: list[str]) -> list[str]:
+    """Each method's paired margin over the untrained network under the same probe (or training), and
+    whether it beats it."""
     cells = cell_values(rows)
-    lines = [f"| representation | {LABELS['random_init']} | "
-             "SimCLR − control (paired) | verdict | G-SimCLR − control (paired) | verdict |",
-             "| --- | ---: | ---: | --- | ---: | --- |"]
+    lines = [
+        f"| representation | {LABELS['random_init']} | "
+        "SimCLR − control (paired) | verdict | G-SimCLR − control (paired) | verdict |",
+        "| --- | ---: | ---: | --- | ---: | --- |",
+    ]
     for rep in representations:
         base = cells[("random_init", rep)]
         line = f"| {rep} | {summarize(base)} |"
@@ -132,11 +167,19 @@ def beats(margin: Summary, method: str) -> str:
     return f"**{method} does not beat it** (interval contains 0)"
 
 
-def per_seed_table(rows: list[dict], seeds: list[int]) -> list[str]:
+def per_seed_table(rows: list[ResultRow], seeds: list[int]) -> list[str]:
+    """Every cell of the tables for every seed: the spread behind each interval."""
     cells = cell_values(rows)
-    lines = ["| method | representation | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-             "| --- | --- |" + " ---: |" * len(seeds)]
-    lines += [f"| {LABELS[m]} | {'from scratch' if (m, rep) == ('random_init', FINETUNE) else rep} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for (m, rep), values in cells.items()]
+    lines = [
+        "| method | representation | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "| --- | --- |" + " ---: |" * len(seeds),
+    ]
+    lines += [
+        f"| {LABELS[m]} | {'from scratch' if (m, rep) == ('random_init', FINETUNE) else rep} | "
+        + " | ".join(f"{v:.2f}" for v in values)
+        + " |"
+        for (m, rep), values in cells.items()
+    ]
     return lines
 
 
@@ -147,52 +190,64 @@ COLLAPSE_SHARE = 0.98
 def collapsed_runs(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
     """`method seed N` for every pretraining run that ended at the loss of identical embeddings."""
     chance = math.log(2 * batch_size - 1)
-    return [f"{LABELS[m]} seed {o.seed}" for m in METHODS for o in outputs
-            if o.pretrain[m]["loss"] >= COLLAPSE_SHARE * chance]
+    return [
+        f"{LABELS[m]} seed {o.seed}" for m in METHODS for o in outputs if o.pretrain[m].loss >= COLLAPSE_SHARE * chance
+    ]
 
 
 def collapse_warning(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
+    """A warning paragraph naming collapsed pretraining runs (none: no lines)."""
     collapsed = collapsed_runs(outputs, batch_size)
     if not collapsed:
         return []
-    return [f"**Collapsed pretraining:** {', '.join(collapsed)} ended with an NT-Xent loss within "
-            f"{1 - COLLAPSE_SHARE:.0%} of ln(2B − 1) = {math.log(2 * batch_size - 1):.3f}, the loss of identical "
-            "embeddings: those representations carry (almost) no information, and the averages below include them. "
-            "A lower `pretrain.lr` usually avoids it.", ""]
+    return [
+        f"**Collapsed pretraining:** {', '.join(collapsed)} ended with an NT-Xent loss within "
+        f"{1 - COLLAPSE_SHARE:.0%} of ln(2B − 1) = {math.log(2 * batch_size - 1):.3f}, the loss of identical "
+        "embeddings: those representations carry (almost) no information, and the averages below include them. "
+        "A lower `pretrain.lr` usually avoids it.",
+        "",
+    ]
 
 
 def diagnostics(outputs: list[SeedOutputs], params) -> list[str]:
     """Pseudo-label quality and false negatives per batch, averaged over seeds (true labels only measure)."""
+
     def mean(values) -> Summary:
         return summarize(list(values))
 
-    cluster = {key: mean(o.cluster[key] for o in outputs) for key in ("nmi", "ari", "purity", "size_min", "size_max")}
-    random_pairs = mean(o.pretrain["simclr"]["same_class_pairs_per_batch"] for o in outputs)
-    guided_pairs = mean(o.pretrain["gsimclr"]["same_class_pairs_per_batch"] for o in outputs)
-    floor = outputs[0].cluster["min_same_class_pairs"]
+    cluster = {
+        key: mean(getattr(o.cluster, key) for o in outputs) for key in ("nmi", "ari", "purity", "size_min", "size_max")
+    }
+    random_pairs = mean(o.pretrain["simclr"].same_class_pairs_per_batch for o in outputs)
+    guided_pairs = mean(o.pretrain["gsimclr"].same_class_pairs_per_batch for o in outputs)
+    floor = outputs[0].cluster.min_same_class_pairs
     removable = random_pairs.mean - floor
     removed = f"{(random_pairs.mean - guided_pairs.mean) / removable:.0%}" if removable > 0 else "n/a"
-    distinct = mean(o.pretrain["gsimclr"]["distinct_pseudo_labels_per_batch"] for o in outputs)
-    random_distinct = mean(o.cluster["random_distinct_pseudo_labels"] for o in outputs)
-    losses = {m: mean(o.pretrain[m]["loss"] for o in outputs) for m in METHODS}
+    distinct = mean(o.pretrain["gsimclr"].distinct_pseudo_labels_per_batch or 0.0 for o in outputs)
+    random_distinct = mean(o.cluster.random_distinct_pseudo_labels for o in outputs)
+    losses = {m: mean(o.pretrain[m].loss for o in outputs) for m in METHODS}
     refreshed = []
-    if params.guidance.refresh_every and all("pseudo_label_nmi" in o.pretrain["gsimclr"] for o in outputs):
-        nmi = mean(o.pretrain["gsimclr"]["pseudo_label_nmi"] for o in outputs)
-        refreshed = [f"- Pseudo labels re-clustered from the model: NMI {nmi} at the last pretraining epoch "
-                     f"(the initial ones above: {cluster['nmi'].mean:.3f})."]
+    if params.guidance.refresh_every and all(o.pretrain["gsimclr"].pseudo_label_nmi is not None for o in outputs):
+        nmi = mean(o.pretrain["gsimclr"].pseudo_label_nmi or 0.0 for o in outputs)
+        refreshed = [
+            f"- Pseudo labels re-clustered from the model: NMI {nmi} at the last pretraining epoch "
+            f"(the initial ones above: {cluster['nmi'].mean:.3f})."
+        ]
     return [
         f"- Pseudo labels (k={params.cluster.k}): NMI {cluster['nmi'].mean:.3f}, ARI {cluster['ari'].mean:.3f}, "
-        f"purity {cluster['purity'].mean:.3f}; cluster sizes {cluster['size_min'].mean:.0f}–{cluster['size_max'].mean:.0f} (means over seeds).",
+        f"purity {cluster['purity'].mean:.3f}; cluster sizes {cluster['size_min'].mean:.0f}–"
+        f"{cluster['size_max'].mean:.0f} (means over seeds).",
         f"- Same-class pairs per batch (pretrain.batch_size={params.pretrain.batch_size}, last pretraining epoch): "
         f"SimCLR {random_pairs}, G-SimCLR {guided_pairs}; the fewest any partition allows is {floor:.1f}, "
         f"so guidance removed {removed} of the false negatives perfect labels could remove.",
         *refreshed,
-        f"- Distinct pseudo labels per G-SimCLR batch: {distinct} (random batches of the same size: {random_distinct}).",
+        f"- Distinct pseudo labels per G-SimCLR batch: {distinct} "
+        f"(random batches of the same size: {random_distinct}).",
         f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
     ]
 
 
-def balanced_section(rows: list[dict], ratio: float, outputs: list[SeedOutputs]) -> list[str]:
+def balanced_section(rows: list[ResultRow], ratio: float, outputs: list[SeedOutputs]) -> list[str]:
     """Mean per-class test accuracy, for long-tailed training splits (plain accuracy hides the tail classes)."""
     supervised = summarize(cell_values(rows)[("supervised", "–")])
     return [
@@ -212,17 +267,25 @@ def balanced_section(rows: list[dict], ratio: float, outputs: list[SeedOutputs])
 def per_class_section(outputs: list[SeedOutputs]) -> list[str]:
     """Test accuracy of every class for P3 and fine-tuning, head class first (long-tailed splits keep
     fewer training images of each next class), paired by seed."""
-    if "linear_P3_test_acc_class0" not in outputs[0].evaluation["simclr"]:
+    n_classes = len(outputs[0].evaluation["simclr"].rows["linear_P3"].test_acc_by_class)
+    if not n_classes:
         return []  # evaluated before per-class accuracies were recorded
-    n_classes = sum(key.startswith("linear_P3_test_acc_class") for key in outputs[0].evaluation["simclr"])
-    lines = ["Per-class test accuracy (%), class 0 = most training images, each next class fewer:", "",
-             "| class | SimCLR P3 | G-SimCLR P3 | G-SimCLR − SimCLR (paired) | SimCLR fine-tune | G-SimCLR fine-tune | G-SimCLR − SimCLR (paired) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "Per-class test accuracy (%), class 0 = most training images, each next class fewer:",
+        "",
+        "| class | SimCLR P3 | G-SimCLR P3 | G-SimCLR − SimCLR (paired) | SimCLR fine-tune | G-SimCLR fine-tune "
+        "| G-SimCLR − SimCLR (paired) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for c in range(n_classes):
         cells = []
         for key in ("linear_P3", "finetune"):
-            simclr, guided = ([100 * o.evaluation[m][f"{key}_test_acc_class{c}"] for o in outputs] for m in METHODS)
-            cells += [str(summarize(simclr)), str(summarize(guided)), paired_difference(guided, simclr).format(signed=True)]
+            simclr, guided = ([100 * o.evaluation[m].rows[key].test_acc_by_class[c] for o in outputs] for m in METHODS)
+            cells += [
+                str(summarize(simclr)),
+                str(summarize(guided)),
+                paired_difference(guided, simclr).format(signed=True),
+            ]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -237,28 +300,37 @@ LOSS_WORDS = {
 def arm_description(params) -> str:
     """What the guided arm of this study did, so a results.md of an option study says which option it is."""
     g, c = params.guidance, params.cluster
-    loss = f"debiased NT-Xent (tau_plus={g.tau_plus:g})" if g.false_negatives == "debiased" else LOSS_WORDS[g.false_negatives]
+    loss = (
+        f"debiased NT-Xent (tau_plus={g.tau_plus:g})"
+        if g.false_negatives == "debiased"
+        else LOSS_WORDS[g.false_negatives]
+    )
     labels = f"k-means (k={c.k}) on {'raw pixels' if c.features == 'pixels' else 'autoencoder features'}"
     if g.refresh_every:
         labels += f", re-clustered from the model's own embeddings every {g.refresh_every} epochs"
-    split = f" Training split long-tailed (imbalance ratio {params.data.imbalance_ratio:g})." if params.data.imbalance_ratio > 1 else ""
+    split = (
+        f" Training split long-tailed (imbalance ratio {params.data.imbalance_ratio:g})."
+        if params.data.imbalance_ratio > 1
+        else ""
+    )
     return f"G-SimCLR arm: {g.batches} batches, {loss}; pseudo labels from {labels}.{split}"
 
 
 def labelled_images(outputs: list[SeedOutputs], method: str, name: str) -> str:
     """How many labels a row used (training + validation images), the same for every seed of a study."""
-    counts = sorted({int(o.evaluation[method][f"{name}_labelled_images"]) for o in outputs})
+    counts = sorted({o.evaluation[method].rows[name].labelled_images or 0 for o in outputs})
     return "/".join(map(str, counts))
 
 
-def controls_section(rows: list[dict], outputs: list[SeedOutputs]) -> list[str]:
+def controls_section(rows: list[ResultRow], outputs: list[SeedOutputs]) -> list[str]:
     """Did pretraining learn anything? Each method against the untrained network and raw pixels."""
     cells = cell_values(rows)
     return [
         "## Controls — did pretraining learn anything?",
         "",
         f"The same linear probe on the same network untrained (initialised from the same seed): a method that does not "
-        f"beat it has learned nothing worth comparing. Raw pixels under the same probe: {summarize(cells[('pixels', PIXELS)])}.",
+        "beat it has learned nothing worth comparing. Raw pixels under the same probe: "
+        f"{summarize(cells[('pixels', PIXELS)])}.",
         "",
         *control_table(rows, list(TAPS)),
         "",
@@ -270,21 +342,30 @@ def controls_section(rows: list[dict], outputs: list[SeedOutputs]) -> list[str]:
     ]
 
 
-def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], balanced: list[dict], figure_names: list[str]) -> str:
+def render(
+    ctx: StageContext,
+    outputs: list[SeedOutputs],
+    rows: list[ResultRow],
+    balanced: list[ResultRow],
+    figure_names: list[str],
+) -> str:
+    """results.md: Tables II and III in the paper's layout, the controls, per-seed values, figures,
+    diagnostics and provenance."""
     params, reference = ctx.params, ctx.params.data.paper_reference
     seeds = [o.seed for o in outputs]
     cells = cell_values(rows)
     supervised = summarize(cells[("supervised", "–")])
-    paper_supervised = f" (paper: {_fmt(rows[0]['paper'])})" if reference else ""
-    provenance = [f"| {name} | {o.seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |"
-                  for o in outputs for name, rec in o.records.items()]
+    paper_supervised = f" (paper: {_fmt(rows[0].paper)})" if reference else ""
     out = [
-        f"# SimCLR vs G-SimCLR on `{params.data.name}` ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})",
+        f"# SimCLR vs G-SimCLR on `{params.data.name}` "
+        f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})",
         "",
         "Test accuracy (%) of the model selected on the validation split (carved from the training data): "
         "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
         "noise when its interval contains zero. Linear probes: logistic regression (L-BFGS) on standardised "
-        "frozen features, C chosen on the validation split from " + ", ".join(f"{c:g}" for c in params.evaluate.linear.c_grid) + ".",
+        "frozen features, C chosen on the validation split from "
+        + ", ".join(f"{c:g}" for c in params.evaluate.linear.c_grid)
+        + ".",
         "",
         arm_description(params),
         "",
@@ -298,7 +379,8 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], bala
         f"Controls under the same probe: untrained network P3 {summarize(cells[('random_init', 'P3')])}, "
         f"raw pixels {summarize(cells[('pixels', PIXELS)])}.",
         "",
-        f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels (class-stratified)",
+        f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels "
+        "(class-stratified)",
         "",
         *method_table(rows, [FINETUNE], reference),
         "",
@@ -318,18 +400,29 @@ def render(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict], bala
         "",
         *diagnostics(outputs, params),
         "",
+        *provenance_section(outputs),
+    ]
+    return "\n".join(out)
+
+
+def provenance_section(outputs: list[SeedOutputs]) -> list[str]:
+    """Which MLflow run produced each number, how long it took, on which device and machine."""
+    return [
         "## Provenance",
         "",
         "| stage | seed | MLflow run | wall time (s) | device |",
         "| --- | ---: | --- | ---: | --- |",
-        *provenance,
+        *[
+            f"| {name} | {o.seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |"
+            for o in outputs
+            for name, rec in o.records.items()
+        ],
         "",
         f"Hardware: {hardware()}.",
         "",
         f"Compare the runs in the MLflow UI: `{ui_command()}`",
         "",
     ]
-    return "\n".join(out)
 
 
 def _curve(path, column: str) -> tuple[list[int], list[float]]:
@@ -338,33 +431,41 @@ def _curve(path, column: str) -> tuple[list[int], list[float]]:
     return [int(r["epoch"]) for r in records], [float(r[column]) for r in records]
 
 
-def figures(ctx: StageContext, outputs: list[SeedOutputs], rows: list[dict]) -> list[str]:
-    """accuracy_by_seed.png, pretrain_loss.png and, when pretraining ran the kNN monitor, knn_monitor.png; returns their names."""
-    root = Layout(ctx.layout.root)
+def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tracker: StageRun) -> list[str]:
+    """accuracy_by_seed.png, pretrain_loss.png and, when pretraining ran the kNN monitor, knn_monitor.png;
+    returns the names of those written."""
     cells = cell_values(rows)
-    accuracy = plots.accuracy_by_seed(
-        {LABELS[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in (*METHODS, "random_init")},
-        baselines=[("supervised", cells[("supervised", "–")]), ("raw pixels, linear", cells[("pixels", PIXELS)])],
+    tracker.publish_figure(
+        plots.accuracy_by_seed(
+            {LABELS[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in (*METHODS, "random_init")},
+            baselines=[("supervised", cells[("supervised", "–")]), ("raw pixels, linear", cells[("pixels", PIXELS)])],
+        ),
+        root.result_figure("accuracy_by_seed"),
     )
-    plots.save_png(accuracy, root.results / "accuracy_by_seed.png")
-    plots.close(accuracy)
-    curves = {LABELS[m]: [_curve(root.for_seed(o.seed).plot(f"pretrain_{m}_loss.csv"), f"{m}_loss") for o in outputs]
-              for m in METHODS}
-    loss = plots.curves_by_seed(curves, ylabel="NT-Xent loss", title="pretraining loss, one line per seed")
-    plots.save_png(loss, root.results / "pretrain_loss.png")
-    plots.close(loss)
-    names = ["accuracy_by_seed.png", "pretrain_loss.png"]
-    knn_files = {m: [root.for_seed(o.seed).plot(f"pretrain_{m}_knn.csv") for o in outputs] for m in METHODS}
+    curves = {
+        LABELS[m]: [_curve(root.for_seed(o.seed).pretrain_loss(m, "csv"), f"{m}_loss") for o in outputs]
+        for m in METHODS
+    }
+    tracker.publish_figure(
+        plots.curves_by_seed(curves, ylabel="NT-Xent loss", title="pretraining loss, one line per seed"),
+        root.result_figure("pretrain_loss"),
+    )
+    written = [root.result_figure("accuracy_by_seed"), root.result_figure("pretrain_loss")]
+    knn_files = {m: [root.for_seed(o.seed).pretrain_knn(m) for o in outputs] for m in METHODS}
     if all(path.exists() and len(_curve(path, "knn_val_acc")[0]) for paths in knn_files.values() for path in paths):
-        knn = plots.curves_by_seed({LABELS[m]: [_curve(p, "knn_val_acc") for p in paths] for m, paths in knn_files.items()},
-                                   ylabel="kNN accuracy (validation)", title="kNN monitor during pretraining, one line per seed")
-        plots.save_png(knn, root.results / "knn_monitor.png")
-        plots.close(knn)
-        names.append("knn_monitor.png")
-    return names
+        tracker.publish_figure(
+            plots.curves_by_seed(
+                {LABELS[m]: [_curve(p, "knn_val_acc") for p in paths] for m, paths in knn_files.items()},
+                ylabel="kNN accuracy (validation)",
+                title="kNN monitor during pretraining, one line per seed",
+            ),
+            root.result_figure("knn_monitor"),
+        )
+        written.append(root.result_figure("knn_monitor"))
+    return [path.name for path in written]
 
 
-def summary_metrics(rows: list[dict], prefix: str = "") -> dict[str, float]:
+def summary_metrics(rows: list[ResultRow], prefix: str = "") -> dict[str, float]:
     """MLflow metrics of the comparison run: mean and CI half-width of every cell."""
     metrics = {}
     for (method, rep), values in cell_values(rows).items():
@@ -377,18 +478,20 @@ def summary_metrics(rows: list[dict], prefix: str = "") -> dict[str, float]:
 
 
 def compare(ctx: StageContext) -> str:
+    """Pool every seed's metrics into results/results.md and results.csv (Tables II and III with the
+    controls), draw the figures, and log them with the pooled means on one MLflow run that links the
+    stage runs it read. Returns the Markdown."""
     root = Layout(ctx.layout.root)
     outputs = [read_seed(root.for_seed(seed)) for seed in ctx.params.seeds]
     rows = result_rows(outputs, ctx.params.data.paper_reference)
     balanced = result_rows(outputs, None, balanced=True) if ctx.params.data.imbalance_ratio > 1 else []
-    names = figures(ctx, outputs, rows)
-    text = render(ctx, outputs, rows, balanced, names)
-    results_md, results_csv = root.results / "results.md", root.results / "results.csv"
-    write_text(results_md, text)
-    write_csv(results_csv, rows + balanced)
-    with stage_run(STAGE, ctx.params) as tracker:
+    with stage_run(STAGE, ctx.params, ctx.config) as tracker:
+        names = figures(root, outputs, rows, tracker)
+        text = render(ctx, outputs, rows, balanced, names)
+        write_text(root.results_md, text)
+        write_results(root.results_csv, rows + balanced)
         link_runs(tracker.run_id, [rec["run_id"] for o in outputs for rec in o.records.values()])
         tracker.log_metrics(summary_metrics(rows) | summary_metrics(balanced, "balanced/"))
-        for name in ("results.md", "results.csv", *names):
-            tracker.log_artifact(root.results / name)
+        tracker.log_artifact(root.results_md)
+        tracker.log_artifact(root.results_csv)
     return text

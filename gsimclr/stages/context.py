@@ -2,58 +2,91 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
+from gsimclr import declared
 from gsimclr.config import Params
 from gsimclr.data import ImageSplits
-from gsimclr.layout import Layout
+from gsimclr.layout import EvalMethod, Layout, Stage, TrainingFiles
 from gsimclr.machine import hardware
 from gsimclr.storage import file_digest, write_json
 
 
 @dataclass(frozen=True)
 class StageContext:
+    """What one stage run receives: its declared params, seed, paths and device."""
+
     params: Params
+    """The stage's view of the params: reading an entry it does not declare raises (`gsimclr.declared`)."""
     seed: int
     """The seed of this run (one of `params.seeds`); `layout` is already scoped to it."""
     layout: Layout
     device: torch.device
     restart: bool = False
-    """Ignore (and replace) a resume checkpoint instead of continuing from it."""
+    """Delete (and replace) resume checkpoints instead of continuing from them."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The declared entries' values: logged with the run, stored with its models, hashed into its identity."""
     started: float = field(default_factory=time.time)
 
-    def __post_init__(self) -> None:
-        # Every stage starts from the same RNG state, so model initialisation is reproducible too
-        # (the engine re-seeds each epoch from (seed, epoch) on top of this).
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed)
-
-    def config_hash(self, *sections: str, data: ImageSplits, inputs: Sequence[Path] = ()) -> str:
-        """Identity of a resume checkpoint: the named params sections, the training data it saw, the bytes
-        of the upstream files it was built from (pseudo labels, a pretrained model) and this run's seed.
-        A checkpoint of another identity is never resumed, so changed inputs are never reported under a
+    def config_hash(self, data: ImageSplits, inputs: Sequence[Path] = ()) -> str:
+        """Identity of a resume checkpoint: the declared params, the training data it saw, the bytes of the
+        upstream files it was built from (pseudo labels, a pretrained model) and this run's seed. A
+        checkpoint of another identity is never resumed, so changed inputs are never reported under a
         run that started from the old ones."""
+        params = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:16]
         files = "".join(f"-{file_digest(path)}" for path in inputs)
-        return f"{self.params.section_hash(*sections)}-{data.digest}{files}-seed{self.seed}"
-
-    def resume_path(self, name: str):
-        path = self.layout.resume(name)
-        if self.restart:
-            path.unlink(missing_ok=True)
-        return path
+        return f"{params}-{data.digest}{files}-seed{self.seed}"
 
 
-def finish(ctx: StageContext, stage: str, run_id: str, method: Optional[str] = None, *resume: str) -> None:
-    """Record the MLflow run and wall time for `compare`, then drop the stage's resume checkpoints (their .log.jsonl stays)."""
+def stage_context(
+    params: Params,
+    stage: str,
+    method: Optional[str],
+    seed: int,
+    layout: Layout,
+    device: torch.device,
+    restart: bool = False,
+) -> StageContext:
+    """The context of one stage run, its params narrowed to what the stage declares."""
+    entries = declared.declared(stage, method)
+    return StageContext(
+        declared.view(params, entries), seed, layout.for_seed(seed), device, restart, declared.values(params, entries)
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's and numpy's global RNGs, so model initialisation is reproducible (the engine then
+    re-seeds each epoch from (seed, epoch))."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def finish(
+    ctx: StageContext,
+    stage: Stage,
+    run_id: Optional[str],
+    method: Optional[EvalMethod] = None,
+    trained: Sequence[TrainingFiles] = (),
+) -> None:
+    """Record the MLflow run and wall time for `compare`, then drop the stage's resume checkpoints (their
+    epoch logs stay)."""
     write_json(
         ctx.layout.run_record(stage, method),
-        {"run_id": run_id, "wall_s": round(time.time() - ctx.started, 1), "device": str(ctx.device), "hardware": hardware()},
+        {
+            "run_id": run_id,
+            "wall_s": round(time.time() - ctx.started, 1),
+            "device": str(ctx.device),
+            "hardware": hardware(),
+        },
     )
-    for name in resume:
-        ctx.layout.resume(name).unlink(missing_ok=True)
+    for files in trained:
+        files.checkpoint.unlink(missing_ok=True)

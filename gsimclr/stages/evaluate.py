@@ -21,46 +21,59 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsimclr.augment import ViewAugment
-from gsimclr.config import AugmentConfig, ClassifierConfig
+from gsimclr.config import ClassifierConfig
 from gsimclr.data import ImageSplits, LabelSplit, load_dataset, split_indices, stratified_subset, to_float
 from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
-from gsimclr.errors import MissingUpstreamError, UserError
-from gsimclr.models.backbones import build_backbone
+from gsimclr.layout import Classifier, EvalMethod, Method, Stage
+from gsimclr.metrics import EvaluationMetrics, RowScores
+from gsimclr.models.backbones import feature_dim
 from gsimclr.models.heads import TAPS, SimCLRNet
 from gsimclr.optim import warmup_cosine
 from gsimclr.probe import linear_probe
 from gsimclr.samplers import epoch_rng, shuffled_batches
+from gsimclr.stages import build
 from gsimclr.stages.context import StageContext, finish
-from gsimclr.storage import load_torch, write_json
+from gsimclr.storage import load_upstream
 from gsimclr.tracking import StageRun, stage_run
 
-STAGE = "evaluate"
-PRETRAINED = ("simclr", "gsimclr")
+STAGE: Stage = "evaluate"
 PIXELS = "pixels"
 """The representation name of the raw-pixel probe (`linear_pixels_*` metrics)."""
 
 
-def trained_classifiers(method: str) -> tuple[str, ...]:
+def trained_classifiers(method: EvalMethod) -> tuple[Classifier, ...]:
     """The classifiers `evaluate` trains end to end (with resume checkpoints) for a method; each name
     is also its section of `params.evaluate`."""
-    return {"supervised": ("supervised",), PIXELS: ()}.get(method, ("finetune",))
+    if method == "supervised":
+        return ("supervised",)
+    return () if method == PIXELS else ("finetune",)
 
 
-def classifier_loop(ctx: StageContext, data: ImageSplits, method: str, name: str, cfg: ClassifierConfig) -> LoopConfig:
-    run_name = f"evaluate_{method}_{name}"
+def classifier_loop(
+    ctx: StageContext, data: ImageSplits, method: EvalMethod, name: Classifier, cfg: ClassifierConfig
+) -> LoopConfig:
+    """Epochs, early stopping on validation accuracy, checkpoint and identity of one trained classifier."""
+    files = ctx.layout.classifier_training(method, name)
+    inputs = [ctx.layout.pretrained(method)] if method == "simclr" or method == "gsimclr" else []
     return LoopConfig(
-        desc=run_name, epochs=cfg.epochs, seed=ctx.seed, checkpoint=ctx.resume_path(run_name),
+        desc=f"evaluate_{method}_{name}",
+        epochs=cfg.epochs,
+        seed=ctx.seed,
+        checkpoint=files.checkpoint,
+        log_file=files.log,
         checkpoint_every=ctx.params.checkpoint_every,
-        config_hash=ctx.config_hash("data", "model", "pretrain", "evaluate", data=data,
-                                    inputs=[ctx.layout.pretrained(method)] if method in PRETRAINED else []) + run_name,
-        monitor="val_acc", mode="max", patience=cfg.patience,
+        restart=ctx.restart,
+        config_hash=ctx.config_hash(data, inputs=inputs) + f"evaluate_{method}_{name}",
+        monitor="val_acc",
+        mode="max",
+        patience=cfg.patience,
     )
 
 
@@ -73,88 +86,120 @@ def class_accuracies(predictions: np.ndarray, labels: np.ndarray, n_classes: int
 class Evaluation:
     """The data, split and tracking run every classifier of one `evaluate` call shares, and its metrics."""
 
-    def __init__(self, ctx: StageContext, data: ImageSplits, split: LabelSplit, tracker: StageRun, method: str) -> None:
+    def __init__(
+        self, ctx: StageContext, data: ImageSplits, split: LabelSplit, tracker: StageRun, method: EvalMethod
+    ) -> None:
         self.ctx, self.data, self.split, self.tracker, self.method = ctx, data, split, tracker, method
         self.train_x, self.test_x = data.train_x.to(ctx.device), data.test_x.to(ctx.device)
-        self.metrics: dict[str, float] = {}
+        self.rows: dict[str, RowScores] = {}
 
-    def record_test(self, name: str, predictions: np.ndarray, val_acc: float) -> None:
+    def record_test(self, name: str, predictions: np.ndarray, val_acc: float, **selection: Any) -> None:
+        """Test accuracy, balanced and per-class accuracy of a row's test predictions, with the validation
+        accuracy and the choice (`c`, or `best_epoch` and `labelled_images`) that selected its model."""
         test_y = self.data.test_y.numpy()
         per_class = class_accuracies(predictions, test_y, self.data.num_classes)
-        self.tracker.log_metrics({f"{name}/test_acc_{label}": acc for label, acc in zip(self.data.classes, per_class)})
-        self.metrics |= {f"{name}_test_acc": float((predictions == test_y).mean()),
-                         f"{name}_test_balanced_acc": float(per_class.mean()),
-                         **{f"{name}_test_acc_class{c}": float(acc) for c, acc in enumerate(per_class)},
-                         f"{name}_val_acc": val_acc}
+        by_class = zip(self.data.classes, per_class, strict=True)
+        self.tracker.log_metrics({f"{name}/test_acc_{label}": acc for label, acc in by_class})
+        self.rows[name] = RowScores(
+            test_acc=float((predictions == test_y).mean()),
+            test_balanced_acc=float(per_class.mean()),
+            test_acc_by_class=tuple(float(acc) for acc in per_class),
+            val_acc=val_acc,
+            **selection,
+        )
 
     def probe(self, name: str, train_features: torch.Tensor, test_features: torch.Tensor) -> None:
         """The linear probe on frozen features of every training image and every test image."""
         x, y = train_features.cpu().numpy(), self.data.train_y.numpy()
         cfg = self.ctx.params.evaluate.linear
-        result = linear_probe(x[self.split.fit], y[self.split.fit], x[self.split.val], y[self.split.val],
-                              test_features.cpu().numpy(), list(cfg.c_grid), cfg.max_iter)
+        result = linear_probe(
+            x[self.split.fit],
+            y[self.split.fit],
+            x[self.split.val],
+            y[self.split.val],
+            test_features.cpu().numpy(),
+            list(cfg.c_grid),
+            cfg.max_iter,
+        )
         for i, (c, acc) in enumerate(result.val_acc_by_c.items()):
             self.tracker.log_metrics({f"{name}/val_acc_by_C": acc, f"{name}/C_grid": c}, step=i)
-        self.metrics[f"{name}_C"] = result.c
-        self.record_test(name, result.test_predictions, result.val_acc)
+        self.record_test(name, result.test_predictions, result.val_acc, c=result.c)
 
-    def train(self, name: str, backbone: nn.Module, pretrained: bool, cfg: ClassifierConfig, indices: np.ndarray) -> None:
+    def train(
+        self, name: Classifier, backbone: nn.Module, pretrained: bool, cfg: ClassifierConfig, indices: np.ndarray
+    ) -> None:
         """Backbone + linear classifier trained end to end on `indices` with crop/flip augmentation,
         selected on the validation split; a pretrained backbone learns at a lower rate."""
         ctx, n_classes = self.ctx, self.data.num_classes
-        head = nn.Linear(backbone.out_dim, n_classes)
+        head = nn.Linear(feature_dim(backbone), n_classes)
         model = nn.Sequential(backbone, head).to(ctx.device)
         backbone_lr = cfg.lr * (cfg.backbone_lr_scale if pretrained else 1.0)
-        optimizer = torch.optim.SGD([{"params": backbone.parameters(), "lr": backbone_lr},
-                                     {"params": head.parameters(), "lr": cfg.lr}],
-                                    momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.SGD(
+            [{"params": backbone.parameters(), "lr": backbone_lr}, {"params": head.parameters(), "lr": cfg.lr}],
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+        )
         scheduler = warmup_cosine(optimizer, 0, cfg.epochs * math.ceil(len(indices) / cfg.batch_size))
-        augment = ViewAugment(AugmentConfig(flip=cfg.flip, crop_scale=cfg.crop_scale, color_strength=0.0, grayscale_p=0.0))
+        augment = build.classifier_augment(cfg)
         train_y = self.data.train_y.to(ctx.device)
 
         def predict(images: torch.Tensor, indices: np.ndarray) -> np.ndarray:
             model.eval()
-            return map_batches(lambda chunk: model(to_float(images[indices[chunk]])).argmax(1).cpu(), len(indices), 512).numpy()
+            return map_batches(
+                lambda chunk: model(to_float(images[indices[chunk]])).argmax(1).cpu(), len(indices), 512
+            ).numpy()
 
         def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
             return {"loss": F.cross_entropy(model(augment(to_float(self.train_x[idx]))), train_y[idx])}
 
         def validate(epoch: int) -> dict[str, float]:
-            return {"val_acc": float((predict(self.train_x, self.split.val) == self.data.train_y.numpy()[self.split.val]).mean())}
+            return {
+                "val_acc": float(
+                    (predict(self.train_x, self.split.val) == self.data.train_y.numpy()[self.split.val]).mean()
+                )
+            }
 
         result = fit(
             Training(
-                model=model, optimizer=optimizer, scheduler=scheduler, step=step, validate=validate,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                step=step,
+                validate=validate,
                 batches=lambda epoch: shuffled_batches(indices, cfg.batch_size, epoch_rng(ctx.seed, epoch)),
                 on_epoch=lambda e, m: self.tracker.log_metrics({f"{name}/{k}": v for k, v in m.items()}, step=e),
                 run_id=self.tracker.run_id,
             ),
             classifier_loop(ctx, self.data, self.method, name, cfg),
         )
-        self.record_test(name, predict(self.test_x, np.arange(len(self.test_x))), result.best["val_acc"])
-        self.metrics[f"{name}_best_epoch"] = result.best_epoch
         # Every label the row used: its training images and the validation images that selected its epoch.
-        self.metrics[f"{name}_labelled_images"] = len(indices) + len(self.split.val)
+        self.record_test(
+            name,
+            predict(self.test_x, np.arange(len(self.test_x))),
+            result.best["val_acc"],
+            best_epoch=result.best_epoch,
+            labelled_images=len(indices) + len(self.split.val),
+        )
 
     def features(self, net: SimCLRNet) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """P1/P2/P3 of every training and test image, in eval mode."""
         net.eval()
-        train = map_batches(lambda i: net.representations(to_float(self.train_x[i])), len(self.train_x), 512, "features")
+        train = map_batches(
+            lambda i: net.representations(to_float(self.train_x[i])), len(self.train_x), 512, "features"
+        )
         test = map_batches(lambda i: net.representations(to_float(self.test_x[i])), len(self.test_x), 512, "features")
         return train, test
 
 
-def load_pretrained(ctx: StageContext, method: str, channels: int) -> SimCLRNet:
-    path = ctx.layout.pretrained(method)
-    if not path.exists():
-        raise MissingUpstreamError(f"pretrained model not found: {path} (run `gsimclr pretrain --method {method}` first)")
-    state = load_torch(path, "pretrained checkpoint")
-    net = SimCLRNet(ctx.params.model, channels)
-    try:
-        net.load_state_dict(state["model"])
-    except (KeyError, RuntimeError):
-        raise UserError(f"{path} was trained with another model config (re-run `gsimclr pretrain --method {method}`)") from None
-    return net.to(ctx.device).eval()
+def load_pretrained(ctx: StageContext, method: Method, channels: int) -> SimCLRNet:
+    """The `pretrain` stage's network of this seed; a missing or mismatched file is a one-line error."""
+    return load_upstream(
+        ctx.layout.pretrained(method),
+        "pretrained model",
+        f"gsimclr pretrain --method {method}",
+        lambda state: build.simclr_net(ctx.params.model, channels),
+        "was trained with another model config",
+    ).to(ctx.device)
 
 
 def _state_fingerprint(module: nn.Module) -> list[torch.Tensor]:
@@ -168,30 +213,45 @@ def evaluate_network(run: Evaluation, net: SimCLRNet, pretrained: bool) -> None:
     train_features, test_features = run.features(net)
     for tap in TAPS:
         run.probe(f"linear_{tap}", train_features[tap], test_features[tap])
-    if not all(torch.equal(a, b) for a, b in zip(before, _state_fingerprint(net))):
+    if not all(torch.equal(a, b) for a, b in zip(before, _state_fingerprint(net), strict=True)):
         raise RuntimeError("frozen backbone changed during linear evaluation")
     labelled = stratified_subset(run.split.fit, run.data.train_y, params.evaluate.finetune_fraction, seed)
     run.train("finetune", copy.deepcopy(net.backbone), pretrained, params.evaluate.finetune, labelled)
 
 
-def evaluate(ctx: StageContext, method: str) -> dict[str, float]:
+def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
+    """Evaluate one method (see the module docstring) on this seed's split; returns and writes the
+    scores of every row it evaluated (`gsimclr.metrics.EvaluationMetrics`)."""
     params = ctx.params
     data = load_dataset(params.data)
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
-    pretrained = load_pretrained(ctx, method, data.channels) if method in PRETRAINED else None
-    resumed = [resumable_run_id(classifier_loop(ctx, data, method, name, getattr(params.evaluate, name)))
-               for name in trained_classifiers(method)]
-    with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)) as tracker:
+    pretrained = load_pretrained(ctx, method, data.channels) if method == "simclr" or method == "gsimclr" else None
+    resumed = [
+        resumable_run_id(classifier_loop(ctx, data, method, name, getattr(params.evaluate, name)))
+        for name in trained_classifiers(method)
+    ]
+    with stage_run(
+        STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)
+    ) as tracker:
         run = Evaluation(ctx, data, split, tracker, method)
         if method == "supervised":
-            run.train("supervised", build_backbone(params.model, data.channels), False, params.evaluate.supervised, split.fit)
+            run.train(
+                "supervised", build.backbone(params.model, data.channels), False, params.evaluate.supervised, split.fit
+            )
         elif method == PIXELS:
             run.probe(f"linear_{PIXELS}", data.train_x.flatten(1).float(), data.test_x.flatten(1).float())
         elif method == "random_init":
-            evaluate_network(run, SimCLRNet(params.model, data.channels).to(ctx.device), pretrained=False)
-        else:
+            evaluate_network(run, build.simclr_net(params.model, data.channels).to(ctx.device), pretrained=False)
+        elif pretrained is not None:
             evaluate_network(run, pretrained, pretrained=True)
-        tracker.log_metrics(run.metrics)
-        write_json(ctx.layout.metrics(STAGE, method), run.metrics)
-        finish(ctx, STAGE, tracker.run_id, method, *(f"evaluate_{method}_{name}" for name in trained_classifiers(method)))
-    return run.metrics
+        scores = EvaluationMetrics(run.rows)
+        tracker.log_metrics(scores.to_json())
+        scores.write(ctx.layout.metrics("evaluate", method))
+        finish(
+            ctx,
+            STAGE,
+            tracker.run_id,
+            method,
+            trained=[ctx.layout.classifier_training(method, name) for name in trained_classifiers(method)],
+        )
+    return scores

@@ -5,33 +5,35 @@ Under `torchrun` the same stage trains data-parallel (see `gsimclr.distributed`)
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gsimclr import plots
-from gsimclr.augment import ViewAugment
 from gsimclr.clustering import cluster_quality
+from gsimclr.config import PretrainConfig
 from gsimclr.data import ImageSplits, load_dataset, split_indices, to_float
 from gsimclr.distributed import World, check_batch, join_world, wrap_model
-from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
+from gsimclr.engine import SEED_STRIDE, LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import UserError
 from gsimclr.knn import knn_accuracy
+from gsimclr.layout import Method, Stage
 from gsimclr.losses import nt_xent
+from gsimclr.metrics import PretrainMetrics
 from gsimclr.models.heads import SimCLRNet
 from gsimclr.optim import parameter_groups, warmup_cosine
 from gsimclr.pseudo_labels import PseudoLabels, read_pseudo_labels
 from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
+from gsimclr.stages import build
 from gsimclr.stages.context import StageContext, finish
 from gsimclr.storage import save_torch, write_csv, write_json
 from gsimclr.tracking import StageRun, stage_run
 
-RANK_SEED_STRIDE = 1_000_003
-"""Offsets each rank's augmentation RNG, so shards of one batch do not share augmentation draws."""
-
-STAGE = "pretrain"
+STAGE: Stage = "pretrain"
 
 
 def guidance_labels(ctx: StageContext, net: SimCLRNet, images: torch.Tensor, world: World) -> PseudoLabels:
@@ -44,11 +46,20 @@ def guidance_labels(ctx: StageContext, net: SimCLRNet, images: torch.Tensor, wor
         return rows.numpy().astype(np.float64)
 
     initial = read_pseudo_labels(ctx.layout.pseudo_labels, len(images))
-    return PseudoLabels(initial, params.guidance.refresh_every, params.cluster.k, params.cluster.n_init, ctx.seed,
-                        embed, share=lambda labels: world.broadcast(labels, ctx.device))
+    return PseudoLabels(
+        initial,
+        params.guidance.refresh_every,
+        params.cluster.k,
+        params.cluster.n_init,
+        ctx.seed,
+        embed,
+        share=lambda labels: world.broadcast(labels, ctx.device),
+    )
 
 
-def knn_monitor(ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: torch.Tensor) -> Callable[[int], dict[str, float]]:
+def knn_monitor(
+    ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: torch.Tensor
+) -> Callable[[int], dict[str, float]]:
     """Epoch -> `{"knn_val_acc": ...}` every `pretrain.knn.every` epochs and after the last (else `{}`).
 
     Memory bank: the backbone features of the fit split; queries: the validation split (the same
@@ -57,28 +68,36 @@ def knn_monitor(ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: to
     cfg, epochs = ctx.params.pretrain.knn, ctx.params.pretrain.epochs
     split = split_indices(len(data.train_y), ctx.params.data.val_fraction, ctx.seed, labels=data.train_y)
     if cfg.every and cfg.k > len(split.fit):
-        raise UserError(f"pretrain.knn.k={cfg.k} is larger than the kNN memory bank ({len(split.fit)} fit-split images)")
+        raise UserError(
+            f"pretrain.knn.k={cfg.k} is larger than the kNN memory bank ({len(split.fit)} fit-split images)"
+        )
     labels = data.train_y.to(ctx.device)
 
     def measure(epoch: int) -> dict[str, float]:
         if not cfg.every or (epoch % cfg.every and epoch != epochs):
             return {}
         features = map_batches(lambda idx: net.backbone(to_float(images[idx])), len(images), 256)
-        return {"knn_val_acc": knn_accuracy(features[split.fit], labels[split.fit], features[split.val],
-                                            labels[split.val], cfg.k, cfg.temperature)}
+        return {
+            "knn_val_acc": knn_accuracy(
+                features[split.fit], labels[split.fit], features[split.val], labels[split.val], cfg.k, cfg.temperature
+            )
+        }
 
     return measure
 
 
-def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabels]) -> Callable[[int], list[np.ndarray]]:
-    """Epoch -> batches: random for SimCLR (and `guidance.batches: random`), else stratified by the epoch's pseudo labels."""
+def epoch_batches(
+    ctx: StageContext, n_images: int, labels: Optional[PseudoLabels]
+) -> Callable[[int], list[np.ndarray]]:
+    """Epoch -> batches: random for SimCLR (and `guidance.batches: random`), else stratified by the
+    epoch's pseudo labels."""
     batch_size = ctx.params.pretrain.batch_size
     random_batches = RandomBatchSampler(n_images, batch_size, ctx.seed).batches
 
     def batches(epoch: int) -> list[np.ndarray]:
         if labels is None:
             return random_batches(epoch)
-        current = labels.for_epoch(epoch)
+        current = labels.refresh_if_due(epoch)
         if ctx.params.guidance.batches == "random":
             return random_batches(epoch)
         return GuidedBatchSampler(current, batch_size, ctx.seed).batches(epoch)
@@ -86,33 +105,28 @@ def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabel
     return batches
 
 
-def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
-    params, cfg = ctx.params, ctx.params.pretrain
-    world = join_world(ctx.device)
-    check_batch(world, cfg.batch_size)
-    data = load_dataset(params.data)
-    images = data.train_x.to(ctx.device)
-    true_labels = data.train_y.numpy()  # measured, never trained on
-    if cfg.batch_size > len(images):
-        raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
-    net = SimCLRNet(params.model, data.channels).to(ctx.device)
-    labels = guidance_labels(ctx, net, images, world) if method == "gsimclr" else None
-    if labels is not None and cfg.batch_size != params.cluster.k and world.is_main:
-        print(f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
-              "still spread every cluster as evenly as possible, but cannot hold exactly one image per cluster")
-    n_batches = len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed))
-
-    if ctx.device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
-    model = wrap_model(torch.compile(net) if cfg.compile else net, world, ctx.device)
-    augment = ViewAugment(cfg.augment)
+def sgd_warmup_cosine(cfg: PretrainConfig, model: nn.Module, n_batches: int) -> tuple[torch.optim.SGD, Any]:
+    """SGD with momentum at the scaled learning rate, no decay on BatchNorm/biases if so configured,
+    linear warm-up then cosine decay stepped per batch."""
     groups = parameter_groups(model, cfg.weight_decay, cfg.decay_norm_and_bias)
     optimizer = torch.optim.SGD(groups, lr=cfg.scaled_lr, momentum=cfg.momentum)
-    scheduler = warmup_cosine(optimizer, cfg.warmup_epochs * n_batches, cfg.epochs * n_batches)
-    monitor = knn_monitor(ctx, net, data, images)
+    return optimizer, warmup_cosine(optimizer, cfg.warmup_epochs * n_batches, cfg.epochs * n_batches)
 
-    guidance = params.guidance
-    false_negatives = guidance.false_negatives if method == "gsimclr" else "keep"
+
+def contrastive_step(
+    ctx: StageContext,
+    method: Method,
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: Optional[PseudoLabels],
+    world: World,
+) -> Callable[[np.ndarray], dict[str, torch.Tensor]]:
+    """Batch indices -> NT-Xent of two augmented views of every image (SimCLR, Chen et al. 2020, Alg. 1);
+    data-parallel ranks each embed a shard and the loss sees the gathered batch."""
+    cfg, guidance = ctx.params.pretrain, ctx.params.guidance if method == "gsimclr" else None
+    augment = build.view_augment(cfg.augment)
+    false_negatives = guidance.false_negatives if guidance is not None else "keep"
+    tau_plus = guidance.tau_plus if guidance is not None else 0.0
     uses_labels = false_negatives in ("cancel", "attract")
 
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
@@ -120,12 +134,22 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
         x = to_float(images[local])
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
-        clusters = torch.as_tensor(labels.current[idx]) if uses_labels else None
-        loss = nt_xent(world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature, clusters, false_negatives,
-                       guidance.tau_plus)
+        clusters = torch.as_tensor(labels.current[idx]) if uses_labels and labels is not None else None
+        loss = nt_xent(
+            world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature, clusters, false_negatives, tau_plus
+        )
         return {"loss": loss}
 
-    def diagnostics(batches: list[np.ndarray]) -> dict[str, float]:
+    return step
+
+
+def batch_diagnostics(
+    true_labels: np.ndarray, labels: Optional[PseudoLabels]
+) -> Callable[[Sequence[np.ndarray]], dict[str, float]]:
+    """An epoch's batches -> same-class pairs per batch (false negatives), and for G-SimCLR the distinct
+    pseudo labels per batch and the pseudo labels' NMI (true labels measure, never train)."""
+
+    def diagnostics(batches: Sequence[np.ndarray]) -> dict[str, float]:
         _, same_class = batch_stats(batches, true_labels)
         out = {"same_class_pairs_per_batch": same_class}
         if labels is not None:
@@ -133,46 +157,107 @@ def pretrain(ctx: StageContext, method: str) -> dict[str, float]:
             out["pseudo_label_nmi"] = cluster_quality(labels.current, true_labels)["nmi"]
         return out
 
-    name = f"pretrain_{method}"
-    loop = LoopConfig(
-        desc=name, epochs=cfg.epochs, seed=ctx.seed + RANK_SEED_STRIDE * world.rank, checkpoint=ctx.resume_path(name),
-        checkpoint_every=params.checkpoint_every, writer=world.is_main,
-        config_hash=ctx.config_hash("data", "model", "pretrain", "guidance", data=data,
-                                    inputs=[ctx.layout.pseudo_labels] if method == "gsimclr" else [])
-        + f"{method}-world{world.size}",
+    return diagnostics
+
+
+def pretrain_loop(ctx: StageContext, method: Method, data: ImageSplits, world: World) -> LoopConfig:
+    """Epochs, checkpoint and identity of one pretraining run (each rank's augmentation stream offset,
+    so shards of one batch do not share augmentation draws)."""
+    files = ctx.layout.pretrain_training(method)
+    inputs = [ctx.layout.pseudo_labels] if method == "gsimclr" else []
+    return LoopConfig(
+        desc=f"pretrain_{method}",
+        epochs=ctx.params.pretrain.epochs,
+        seed=ctx.seed + SEED_STRIDE * world.rank,
+        checkpoint=files.checkpoint,
+        log_file=files.log,
+        checkpoint_every=ctx.params.checkpoint_every,
+        writer=world.is_main,
+        restart=ctx.restart,
+        config_hash=ctx.config_hash(data, inputs=inputs) + f"{method}-world{world.size}",
     )
-    with stage_run(STAGE, params, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main) as tracker:
+
+
+def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
+    """SimCLR (random batches) or G-SimCLR (batches stratified by pseudo label) on the training images.
+
+    One training loop for both (NT-Xent over two augmented views, SGD with warm-up and cosine decay), so
+    the sampler is the only difference between the methods. Saves the pretrained network; logs the
+    loss, the kNN monitor and batch diagnostics (true labels only measure) per epoch.
+    """
+    params, cfg = ctx.params, ctx.params.pretrain
+    world = join_world(ctx.device)
+    check_batch(world, cfg.batch_size)
+    data = load_dataset(params.data)
+    images = data.train_x.to(ctx.device)
+    if cfg.batch_size > len(images):
+        raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
+    net = build.simclr_net(params.model, data.channels).to(ctx.device)
+    labels = guidance_labels(ctx, net, images, world) if method == "gsimclr" else None
+    if labels is not None and cfg.batch_size != params.cluster.k and world.is_main:
+        print(
+            f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
+            "still spread every cluster as evenly as possible, but cannot hold exactly one image per cluster"
+        )
+    if ctx.device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    model = wrap_model(cast(nn.Module, torch.compile(net)) if cfg.compile else net, world, ctx.device)
+    optimizer, scheduler = sgd_warmup_cosine(cfg, model, len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed)))
+    monitor = knn_monitor(ctx, net, data, images)
+    loop = pretrain_loop(ctx, method, data, world)
+    with stage_run(
+        STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main
+    ) as tracker:
         result = fit(
             Training(
-                model=model, optimizer=optimizer, scheduler=scheduler, batches=epoch_batches(ctx, len(images), labels),
-                step=step, batch_metrics=diagnostics, validate=monitor, on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
-                run_id=tracker.run_id, state=labels,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                batches=epoch_batches(ctx, len(images), labels),
+                step=contrastive_step(ctx, method, model, images, labels, world),
+                batch_metrics=batch_diagnostics(data.train_y.numpy(), labels),
+                validate=monitor,
+                on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
+                run_id=tracker.run_id,
+                state=labels,
             ),
             loop,
         )
-        last = result.history[-1]
-        metrics = {key: value for key, value in last.items() if key not in ("epoch", "lr")}
-        metrics["epochs"] = len(result.history)
-        metrics["processes"] = world.size
+        last = {key: value for key, value in result.history[-1].items() if key not in ("epoch", "lr")}
+        metrics = PretrainMetrics(**last, epochs=len(result.history), processes=world.size)
         if world.is_main:
             save_outputs(ctx, method, net, data.channels, result.history, metrics, tracker)
     return metrics
 
 
-def save_outputs(ctx: StageContext, method: str, net: SimCLRNet, channels: int, history: list[dict],
-                 metrics: dict[str, float], tracker: StageRun) -> None:
-    """The pretrained model, metrics, loss curve and run record (rank 0 only)."""
-    layout, name, temperature = ctx.layout, f"pretrain_{method}", ctx.params.pretrain.temperature
-    save_torch({"model": net.state_dict(), "in_channels": channels, "method": method,
-                "config": ctx.params.model_dump(mode="json")}, layout.pretrained(method))
-    write_json(layout.metrics(STAGE, method), metrics)
-    write_csv(layout.plot(f"{name}_loss.csv"), [{"epoch": r["epoch"], f"{method}_loss": r["loss"]} for r in history])
+def save_outputs(
+    ctx: StageContext,
+    method: Method,
+    net: SimCLRNet,
+    channels: int,
+    history: list[dict],
+    metrics: PretrainMetrics,
+    tracker: StageRun,
+) -> None:
+    """The pretrained model, metrics, loss and kNN curves and run record (rank 0 only)."""
+    layout, temperature = ctx.layout, ctx.params.pretrain.temperature
+    save_torch(
+        {"model": net.state_dict(), "in_channels": channels, "method": method, "config": ctx.config},
+        layout.pretrained(method),
+    )
+    write_json(layout.metrics("pretrain", method), metrics.to_json())
+    write_csv(
+        layout.pretrain_loss(method, "csv"), [{"epoch": r["epoch"], f"{method}_loss": r["loss"]} for r in history]
+    )
     # Header only when the monitor is off, so a stale curve of an earlier run never survives.
-    write_csv(layout.plot(f"{name}_knn.csv"), [{"epoch": r["epoch"], "knn_val_acc": r["knn_val_acc"]} for r in history
-                                               if "knn_val_acc" in r], columns=["epoch", "knn_val_acc"])
-    figure = plots.loss_curves(history, ["loss"], f"{method}: NT-Xent loss (T={temperature})")
-    plots.save_png(figure, layout.plot(f"{name}_loss.png"))
-    tracker.log_figure(figure, f"{name}_loss.png")
-    plots.close(figure)
+    write_csv(
+        layout.pretrain_knn(method),
+        [{"epoch": r["epoch"], "knn_val_acc": r["knn_val_acc"]} for r in history if "knn_val_acc" in r],
+        columns=["epoch", "knn_val_acc"],
+    )
+    tracker.publish_figure(
+        plots.loss_curves(history, ["loss"], f"{method}: NT-Xent loss (T={temperature})"),
+        layout.pretrain_loss(method, "png"),
+    )
     tracker.log_artifact(layout.pretrained(method), "model")
-    finish(ctx, STAGE, tracker.run_id, method, name)
+    finish(ctx, STAGE, tracker.run_id, method, trained=[ctx.layout.pretrain_training(method)])

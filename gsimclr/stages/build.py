@@ -1,0 +1,34 @@
+"""Networks and augmentations from the validated config (the autoencoder: `train_autoencoder.build_autoencoder`).
+
+`models/`, `augment.py`, `losses.py` and `samplers.py` know nothing of `gsimclr.config`, so they can be
+reused and tested on their own; the stages build them through these functions.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gsimclr.augment import ViewAugment
+from gsimclr.config import AugmentConfig, ClassifierConfig, ModelConfig
+from gsimclr.models.backbones import build_backbone
+from gsimclr.models.heads import SimCLRNet
+
+
+def backbone(cfg: ModelConfig, channels: int) -> nn.Module:
+    """The `model` section's backbone, untrained."""
+    return build_backbone(cfg.backbone, channels, cfg.blocks_per_stage, cfg.cifar_stem)
+
+
+def simclr_net(cfg: ModelConfig, channels: int) -> SimCLRNet:
+    """Backbone + projection head of the `model` section, untrained."""
+    return SimCLRNet(backbone(cfg, channels), cfg.head_dims, cfg.head_batchnorm)
+
+
+def view_augment(cfg: AugmentConfig) -> ViewAugment:
+    """SimCLR's views as `pretrain.augment` configures them."""
+    return ViewAugment(**cfg.model_dump())  # the section has exactly ViewAugment's fields
+
+
+def classifier_augment(cfg: ClassifierConfig) -> ViewAugment:
+    """Crop and flip only (no colour distortion): the standard augmentation of supervised training."""
+    return ViewAugment(flip=cfg.flip, crop_scale=cfg.crop_scale, color_strength=0.0, grayscale_p=0.0)
