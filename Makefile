@@ -8,10 +8,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install study test benchmark clean
 
-$(BIN)/gsimclr: pyproject.toml
+$(BIN)/gsimclr: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	@touch $@
 
 install: $(BIN)/gsimclr
@@ -22,7 +22,7 @@ study: install
 	dvc repro
 	@cat results/results.md
 	@echo "Results table: $(CURDIR)/results/results.md (and results.csv)"
-	@$(BIN)/python -c "from gsimclr.tracking import ui_command; print('Compare the runs:', '$(BIN)/' + ui_command())"
+	@grep "^Compare the runs" results/results.md
 
 ## Lint, format check and type check first (seconds), then the tests.
 test: install
@@ -36,5 +36,7 @@ benchmark: install
 	$(BIN)/python -m benchmarks.pretrain_throughput
 	$(BIN)/python -m benchmarks.clustering
 
+## Local state only: models, checkpoints and the MLflow store. The committed reports (metrics/, plots/,
+## runs/, results/) stay; `dvc repro` rebuilds what was removed.
 clean:
-	rm -rf artifacts metrics plots results checkpoints mlruns/mlflow.db mlruns/artifacts
+	rm -rf artifacts checkpoints mlruns/mlflow.db mlruns/mlflow.db.lock mlruns/artifacts

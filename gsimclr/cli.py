@@ -184,11 +184,9 @@ def compare(ctx: typer.Context) -> None:
     Example: gsimclr compare
     """
     from gsimclr.stages.compare import compare as run_compare
-    from gsimclr.tracking import ui_command
 
     _run(ctx, "compare", run_compare)
     typer.echo(f"results: {Path('results/results.md').resolve()}")
-    typer.echo(f"compare the runs: {ui_command()}")
 
 
 class Metric(str, Enum):

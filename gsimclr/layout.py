@@ -135,6 +135,11 @@ class Layout:
         """Every test accuracy of the report, one row per (table, method, representation, seed)."""
         return self.results / "results.csv"
 
+    @property
+    def results_metrics(self) -> Path:
+        """The pooled means, paired differences and intervals (a DVC metrics file, fractions)."""
+        return self.results / "metrics.json"
+
     def result_figure(self, name: ResultFigure) -> Path:
         """A figure of the report."""
         return self.results / f"{name}.png"

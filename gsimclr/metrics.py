@@ -1,9 +1,15 @@
 """Typed metric records: what the stages write to `metrics/` (DVC metrics files) and `compare` reads,
 and the rows of `results.csv` that `compare` writes and `tabulate` reads.
 
-Every record has one flat JSON form (`to_json` / `from_json`), so DVC's `metrics show/diff` and the
-files a person opens read the same keys; nothing else builds or parses those keys. Accuracies in the
-stage metrics are fractions of the split; `results.csv` holds percentages, as the paper's tables do.
+One naming scheme, one unit (README, "Metric names"):
+
+- A stage's final metrics have the same keys in its DVC metrics file and in its MLflow run:
+  `<row>/<quantity>` for evaluation rows (`linear_P3/test_acc`, `finetune/test_acc/class2`,
+  `finetune/best_epoch`), plain names for the other stages (`loss`, `nmi`, `knn_val_acc`).
+- Per-epoch curves exist only in MLflow (and the JSON-lines epoch logs), under `epoch/<quantity>`
+  (`epoch/loss`, `epoch/knn_val_acc`, `finetune/epoch/val_acc`), so a curve never shadows a final value.
+- Every accuracy is a fraction in [0, 1] wherever it is stored (metrics files, MLflow, results.csv);
+  only the Markdown tables and figures print percentages, as the paper's tables do.
 """
 
 from __future__ import annotations
@@ -48,30 +54,30 @@ class RowScores:
 
     def to_json(self, row: str) -> dict[str, float]:
         out = {
-            f"{row}_test_acc": self.test_acc,
-            f"{row}_test_balanced_acc": self.test_balanced_acc,
-            **{f"{row}_test_acc_class{c}": acc for c, acc in enumerate(self.test_acc_by_class)},
-            f"{row}_val_acc": self.val_acc,
+            f"{row}/test_acc": self.test_acc,
+            f"{row}/test_balanced_acc": self.test_balanced_acc,
+            **{f"{row}/test_acc/class{c}": acc for c, acc in enumerate(self.test_acc_by_class)},
+            f"{row}/val_acc": self.val_acc,
         }
         optional = {
-            f"{row}_C": self.c,
-            f"{row}_best_epoch": self.best_epoch,
-            f"{row}_labelled_images": self.labelled_images,
+            f"{row}/C": self.c,
+            f"{row}/best_epoch": self.best_epoch,
+            f"{row}/labelled_images": self.labelled_images,
         }
         return out | {key: value for key, value in optional.items() if value is not None}
 
     @classmethod
     def from_json(cls, raw: dict[str, float], row: str) -> RowScores:
         by_class: list[float] = []
-        while f"{row}_test_acc_class{len(by_class)}" in raw:
-            by_class.append(raw[f"{row}_test_acc_class{len(by_class)}"])
-        best_epoch, labelled = raw.get(f"{row}_best_epoch"), raw.get(f"{row}_labelled_images")
+        while f"{row}/test_acc/class{len(by_class)}" in raw:
+            by_class.append(raw[f"{row}/test_acc/class{len(by_class)}"])
+        best_epoch, labelled = raw.get(f"{row}/best_epoch"), raw.get(f"{row}/labelled_images")
         return cls(
-            test_acc=raw[f"{row}_test_acc"],
-            test_balanced_acc=raw[f"{row}_test_balanced_acc"],
+            test_acc=raw[f"{row}/test_acc"],
+            test_balanced_acc=raw[f"{row}/test_balanced_acc"],
             test_acc_by_class=tuple(by_class),
-            val_acc=raw[f"{row}_val_acc"],
-            c=raw.get(f"{row}_C"),
+            val_acc=raw[f"{row}/val_acc"],
+            c=raw.get(f"{row}/C"),
             best_epoch=int(best_epoch) if best_epoch is not None else None,
             labelled_images=int(labelled) if labelled is not None else None,
         )
@@ -92,7 +98,7 @@ class EvaluationMetrics:
 
     @classmethod
     def from_json(cls, raw: dict[str, float], what: str) -> EvaluationMetrics:
-        names = [key.removesuffix("_test_acc") for key in raw if key.endswith("_test_acc")]
+        names = [key.removesuffix("/test_acc") for key in raw if key.endswith("/test_acc")]
         try:
             return cls({row: RowScores.from_json(raw, row) for row in names})
         except KeyError as exc:
@@ -158,7 +164,8 @@ class ClusterMetrics:
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One test accuracy (%) of `results.csv`: a table cell for one seed, with the paper's figure."""
+    """One test accuracy (a fraction) of `results.csv`: a table cell for one seed, with the paper's figure
+    (also a fraction)."""
 
     table: str
     metric: str
@@ -171,6 +178,11 @@ class ResultRow:
 
 
 RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
+
+
+def epoch_curves(metrics: dict[str, float], prefix: str = "") -> dict[str, float]:
+    """One epoch's metrics under their MLflow curve names: `<prefix>epoch/<name>`."""
+    return {f"{prefix}epoch/{key}": value for key, value in metrics.items()}
 
 
 def write_results(path: Path, rows: list[ResultRow]) -> None:

@@ -30,7 +30,7 @@ def study_cells(path: Path, metric: str) -> dict[tuple[str, str], dict[int, floa
     cells: dict[tuple[str, str], dict[int, float]] = {}
     for row in read_results(path):
         if row.metric == metric:
-            cells.setdefault((row.method, row.representation), {})[row.seed] = row.test_acc
+            cells.setdefault((row.method, row.representation), {})[row.seed] = 100 * row.test_acc  # % for the table
     if not cells:
         raise UserError(
             f"{path} has no {metric} rows"

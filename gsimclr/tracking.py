@@ -7,12 +7,14 @@ config, per-epoch metrics with `step=epoch`. The default store lives under `mlru
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -21,7 +23,9 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 import mlflow
+import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
@@ -46,9 +50,14 @@ def local_store() -> Path:
     return project_root() / "mlruns"
 
 
+def local_uri() -> str:
+    """The project's own store: sqlite under `mlruns/`."""
+    return f"sqlite:///{local_store() / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI if set, else the project's sqlite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{local_store() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_uri()
 
 
 def redacted(uri: str) -> str:
@@ -72,9 +81,50 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", name)
 
 
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
 def ui_command() -> str:
-    """The exact command that opens the runs in the MLflow UI, bound to localhost only."""
-    return f"mlflow ui --backend-store-uri {redacted(tracking_uri())} --host 127.0.0.1 --port 5000"
+    """How to open the runs: for the project's own store, the `mlflow ui` command to run in the project
+    folder (bound to localhost; a relative store path, so it holds on any clone); for a tracking
+    server, its address."""
+    uri = tracking_uri()
+    if _is_server(uri):
+        return f"open {redacted(uri)}"
+    if uri == local_uri():
+        uri = f"sqlite:///{(local_store() / 'mlflow.db').relative_to(project_root()).as_posix()}"
+    return f"mlflow ui --backend-store-uri {redacted(uri)} --host 127.0.0.1 --port 5000"
+
+
+def ui_link(experiment_id: str) -> str:
+    """The experiment's runs view (MLflow 3 opens an experiment on its GenAI overview otherwise)."""
+    uri = tracking_uri()
+    base = redacted(uri).rstrip("/") if _is_server(uri) else LOCAL_UI
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def ui_hint(experiment_id: Optional[str] = None) -> str:
+    """One line a person can follow: the command (if any) and the link to the runs."""
+    command = ui_command()
+    link = ui_link(experiment_id) if experiment_id else None
+    if command.startswith("open "):
+        return f"open {link or command.removeprefix('open ')}"
+    return f"`{command}` (in the project folder), then open {link or LOCAL_UI}"
+
+
+def study_name() -> str:
+    """The DVC experiment a run belongs to (`gsimclr study` and `dvc exp run -n` set DVC_EXP_NAME);
+    `workspace` for plain `dvc repro` and direct commands."""
+    return os.environ.get("DVC_EXP_NAME") or "workspace"
+
+
+def registered_model_name(params: Params, what: str) -> str:
+    """The registry entry of a model: one per dataset and method (or the autoencoder)."""
+    return f"{experiment_name(params)}-{what}"
 
 
 def experiment_name(params: Params) -> str:
@@ -118,14 +168,21 @@ def _sqlite_store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+"""Marks an experiment as model training, so MLflow 3's UI shows its runs rather than a GenAI overview."""
+
+
 def _experiment_id(name: str, location: Optional[str], uri: str, attempts: int) -> str:
-    """The experiment's id, created if missing; a store that keeps failing is a one-line `UserError`."""
+    """The experiment's id, created (as a model-training experiment) if missing; a store that keeps
+    failing is a one-line `UserError`."""
     for attempt in range(1, attempts + 1):
         try:
             experiment = mlflow.get_experiment_by_name(name)
             if experiment is not None:
+                if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
+                    MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
                 return experiment.experiment_id
-            return mlflow.create_experiment(name, artifact_location=location)
+            return mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
         except Exception as exc:  # noqa: BLE001 (any failure here means the store is unusable; say which one)
             if attempt == attempts:
                 raise UserError(
@@ -163,8 +220,8 @@ class StageRun:
     """The sink every stage output goes through: each call writes the DVC file (where there is one) and
     logs it to the active MLflow run. `NullRun` is the same sink with tracking off."""
 
-    def __init__(self, run_id: Optional[str]) -> None:
-        self.run_id = run_id
+    def __init__(self, run_id: Optional[str], experiment_id: Optional[str] = None) -> None:
+        self.run_id, self.experiment_id = run_id, experiment_id
 
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
         """Log to the run; a store that fails mid-stage costs a warning, not the training (the epoch's
@@ -192,6 +249,44 @@ class StageRun:
             table.to_csv(handle, index=False)
         mlflow.log_table(data=table, artifact_file=f"{path.stem}.json")
 
+    def log_dataset(self, name: str, root: Optional[str], digest: str, sizes: dict[str, int]) -> None:
+        """The training data as an MLflow dataset input (name, where it lives, content digest, split sizes)."""
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        source = resolve_dataset_source(root) if root else CodeDatasetSource({"loader": name})
+        dataset = MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]  # profile is optional
+        mlflow.log_input(dataset, context="training", tags={f"{split}_images": str(n) for split, n in sizes.items()})
+
+    def log_model(self, model: torch.nn.Module, example: np.ndarray, registered_name: str, saved_at: Path) -> None:
+        """Log `model` (MLflow's PyTorch flavour, with a signature and an input example) and register it as
+        the newest version of `registered_name` (alias `newest`: MLflow reserves `latest`).
+
+        The DVC output at `saved_at` is already written: a registry that fails here is a one-line error
+        saying so, and re-running the stage logs the model without training again."""
+        import mlflow.pytorch  # imported here: it costs every stage's start-up otherwise
+        from mlflow.models import infer_signature
+
+        model = copy.deepcopy(model).cpu().eval()
+        with torch.no_grad():
+            output = model(torch.from_numpy(example)).numpy()
+        try:
+            info = mlflow.pytorch.log_model(
+                model,
+                name="model",
+                signature=infer_signature(example, output),
+                input_example=example,
+                registered_model_name=registered_name,
+                pip_requirements=[f"torch=={torch.__version__}", f"gsimclr=={package_version('gsimclr')}"],
+            )
+            MlflowClient().set_registered_model_alias(registered_name, "newest", str(info.registered_model_version))
+        except Exception as exc:  # noqa: BLE001 (MLflow raises many types for an unreachable store or registry)
+            raise UserError(
+                f"could not log {registered_name} to the MLflow registry at {redacted(tracking_uri())} "
+                f"({type(exc).__name__}); the trained model is saved at {saved_at}: re-run the same command to log it"
+            ) from None
+
 
 class NullRun(StageRun):
     """Tracking off (data-parallel ranks other than 0): the same files are written, nothing is logged."""
@@ -215,6 +310,12 @@ class NullRun(StageRun):
     def publish_table(self, table: pd.DataFrame, path: Path) -> None:
         with atomic_open(path) as handle:
             table.to_csv(handle, index=False)
+
+    def log_dataset(self, name: str, root: Optional[str], digest: str, sizes: dict[str, int]) -> None:
+        pass
+
+    def log_model(self, model: torch.nn.Module, example: np.ndarray, registered_name: str, saved_at: Path) -> None:
+        pass
 
 
 def _close_killed_runs(experiment_id: str, tags: dict[str, str], keep: Optional[str]) -> None:
@@ -254,6 +355,7 @@ def stage_run(
         "dataset": params.data.name,
         "git_commit": git_commit(),
         "seed": str(seed) if seed is not None else ",".join(map(str, params.seeds)),
+        "study": study_name(),
     }
     if method:
         tags["method"] = method
@@ -268,17 +370,29 @@ def stage_run(
         if resume_run_id is None:
             mlflow.log_params({**flat(config), **({"seed": seed} if seed is not None else {})})
             mlflow.log_dict(config, "config.json")
-        yield StageRun(run.info.run_id)
+        yield StageRun(run.info.run_id, experiment_id)
 
 
 def link_runs(parent_run_id: Optional[str], child_run_ids: list[str]) -> None:
-    """Nest the runs a comparison used under it, so the UI shows one pipeline as one tree."""
+    """Nest this study's runs under its comparison run, so the UI shows one study as one tree.
+
+    A run another study already holds (a DVC experiment that reused a cached stage: the SimCLR arm, the
+    autoencoder, the controls) is never moved: it is tagged `used_by.<study>` with this comparison's run
+    id instead, and the comparison lists it in its `shared_runs` tag."""
     if parent_run_id is None:
         return
     client = MlflowClient()
+    study, shared = study_name(), []
     for child in child_run_ids:
         try:
-            client.set_tag(child, "mlflow.parentRunId", parent_run_id)
-            client.set_tag(child, "pipeline_run_id", parent_run_id)
+            parent = client.get_run(child).data.tags.get("mlflow.parentRunId")
+            owner = client.get_run(parent).data.tags.get("study") if parent else None
+            if parent is None or owner == study:
+                client.set_tag(child, "mlflow.parentRunId", parent_run_id)
+            else:
+                client.set_tag(child, f"used_by.{study}", parent_run_id)
+                shared.append(child)
         except Exception as exc:  # noqa: BLE001 (a run deleted from the store should not fail the comparison)
             print(f"warning: could not link MLflow run {child}: {type(exc).__name__}")
+    if shared:
+        client.set_tag(parent_run_id, "shared_runs", ",".join(shared))

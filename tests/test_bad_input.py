@@ -90,7 +90,7 @@ def test_a_file_that_is_not_a_checkpoint(project):
     path = Layout().for_seed(0).pretrained("simclr")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint at all")
-    one_line_error(gsimclr(params, "evaluate", "--method", "simclr"), 2, "is not a valid pretrained checkpoint")
+    one_line_error(gsimclr(params, "evaluate", "--method", "simclr"), 2, "is not a valid pretrained model checkpoint")
     assert path.read_bytes() == b"not a checkpoint at all"
 
 

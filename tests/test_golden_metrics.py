@@ -7,12 +7,14 @@ with `python tests/test_golden_metrics.py` and says why in its commit.
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
+from mlflow.tracking import MlflowClient
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
@@ -43,9 +45,23 @@ def run_tiny_study(root: Path) -> dict[str, dict[str, float]]:
     return {path.name: json.loads(path.read_text()) for path in sorted((root / "metrics" / "seed0").glob("*.json"))}
 
 
-def test_a_tiny_digits_study_reproduces_the_golden_metrics(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    got, want = run_tiny_study(tmp_path), json.loads(GOLDEN.read_text())
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory) -> tuple[Path, dict[str, dict[str, float]]]:
+    root = tmp_path_factory.mktemp("golden")
+    here, uri = os.getcwd(), os.environ.pop("MLFLOW_TRACKING_URI", None)  # an earlier test's store: not ours
+    os.chdir(root)
+    try:
+        return root, run_tiny_study(root)
+    finally:
+        os.chdir(here)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # set by mlflow.set_tracking_uri in-process
+        if uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = uri
+
+
+def test_a_tiny_digits_study_reproduces_the_golden_metrics(tiny_study):
+    _, got = tiny_study
+    want = json.loads(GOLDEN.read_text())
     assert sorted(got) == sorted(want)
     for name, metrics in want.items():
         assert sorted(got[name]) == sorted(metrics), name
@@ -57,8 +73,24 @@ def test_a_tiny_digits_study_reproduces_the_golden_metrics(tmp_path, monkeypatch
         assert not differ, "\n".join(differ)
 
 
+RUN_OF_METRICS = {"autoencoder.json": "train.json"}
+"""The run record of the stage that wrote a metrics file (same name where not listed)."""
+
+
+def test_every_dvc_metric_is_the_final_value_of_the_same_mlflow_key(tiny_study):
+    """One naming scheme: the DVC metrics file and the stage's MLflow run hold the same keys and values."""
+    root, got = tiny_study
+    client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    for name, metrics in got.items():
+        record = json.loads((root / "runs" / "seed0" / RUN_OF_METRICS.get(name, name)).read_text())
+        logged = client.get_run(record["run_id"]).data.metrics
+        missing = sorted(set(metrics) - set(logged))
+        assert not missing, f"{name}: not in MLflow: {missing[:5]}"
+        assert all(math.isclose(logged[key], value, rel_tol=1e-6) for key, value in metrics.items()), name
+        assert all(0.0 <= value <= 1.0 for key, value in metrics.items() if "acc" in key), f"{name}: not a fraction"
+
+
 if __name__ == "__main__":  # regenerate: python tests/test_golden_metrics.py
-    import os
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,6 +38,7 @@ def layout_outputs(seed: int = 0) -> set[str]:
         layout.cluster_figure("cluster_tsne"),
         layout.results_md,
         layout.results_csv,
+        layout.results_metrics,
         layout.result_figure("accuracy_by_seed"),
         layout.result_figure("pretrain_loss"),
     ]

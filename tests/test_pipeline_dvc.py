@@ -1,5 +1,6 @@
 """End to end: `dvc repro` of a tiny config in a temporary copy of the repository, through the CLI."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -114,6 +115,52 @@ def test_mlflow_holds_tagged_linked_runs(project):
     assert int(children) == 9 * len(SEEDS)
 
 
+def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
+    root, env = project
+    code = (
+        "import mlflow, json; from mlflow import MlflowClient;"
+        "mlflow.set_tracking_uri('sqlite:///" + str(root / "mlruns" / "mlflow.db") + "'); c = MlflowClient();"
+        "exp = mlflow.get_experiment_by_name('gsimclr-digits');"
+        "runs = mlflow.search_runs(experiment_names=['gsimclr-digits']);"
+        "compare = c.get_run(runs[runs['tags.stage'] == 'compare'].iloc[0]['run_id']);"
+        "train = c.get_run(runs[runs['tags.stage'] == 'train'].iloc[0]['run_id']);"
+        "print(json.dumps({'kind': exp.tags.get('mlflow.experimentKind'),"
+        " 'newest': {m: c.get_model_version_by_alias(f'gsimclr-digits-{m}', 'newest').version"
+        "            for m in ('simclr', 'gsimclr', 'autoencoder')},"
+        " 'compare': sorted(compare.data.metrics), 'study': compare.data.tags.get('study'),"
+        " 'inputs': [d.dataset.name for d in train.inputs.dataset_inputs]}))"
+    )
+    out = json.loads(
+        subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert out["kind"] == "custom_model_development" and out["study"] == "workspace"
+    assert all(int(version) >= len(SEEDS) for version in out["newest"].values())  # one version per seed
+    assert "gsimclr_minus_simclr/P3/test_acc/mean" in out["compare"] and "simclr/P3/test_acc/ci95" in out["compare"]
+    assert out["inputs"] == ["digits"]
+    model = "models:/gsimclr-digits-gsimclr@newest"
+    loaded = (
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import mlflow, torch; mlflow.set_tracking_uri('sqlite:///"
+                + str(root / "mlruns" / "mlflow.db")
+                + f"'); net = mlflow.pytorch.load_model('{model}'); print(tuple(net(torch.rand(5, 1, 8, 8)).shape))",
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert loaded == "(5, 256)"
+
+
 def test_changing_a_pretrain_param_reruns_only_downstream(project):
     root, env = project
     params = dict(TINY_PARAMS, seeds=SEEDS, pretrain={**TINY_PARAMS["pretrain"], "temperature": 0.2})
@@ -133,4 +180,20 @@ def test_exp_run_with_set_param_and_metrics_show(project):
         "compare"
     }
     shown = sh(["dvc", "metrics", "show"], root, env)
-    assert "linear_P1_test_acc" in shown and "nmi" in shown
+    assert "linear_P1/test_acc" in shown and "nmi" in shown and "gsimclr_minus_simclr/P3/test_acc/mean" in shown
+    pooled = sh(["dvc", "exp", "show", "--json"], root, env)
+    assert "results/metrics.json" in pooled and "gsimclr_minus_simclr/P3/test_acc/ci95" in pooled
+
+
+def test_artifacts_go_to_a_dvc_remote_and_come_back(project, tmp_path):
+    """`dvc push` to a local-directory remote, lose the cache and the models, `dvc pull` restores them."""
+    root, env = project
+    sh(["dvc", "remote", "add", "--local", "-d", "store", str(tmp_path / "remote")], root, env)
+    sh(["dvc", "push"], root, env)
+    model = root / "artifacts" / "seed0" / "pretrain_gsimclr.pt"
+    before = model.read_bytes()
+    shutil.rmtree(root / ".dvc" / "cache")
+    shutil.rmtree(root / "artifacts")
+    sh(["dvc", "pull"], root, env)
+    assert model.read_bytes() == before
+    assert "up to date" in sh(["dvc", "status"], root, env)

@@ -11,7 +11,7 @@ FIELDS = ["table", "metric", "method", "representation", "seed", "test_acc", "pa
 
 
 def write_results(path, values: dict, metric: str = "accuracy"):
-    """values: (method, representation) -> accuracies for seeds 0, 1, 2."""
+    """values: (method, representation) -> accuracies (%) for seeds 0, 1, 2."""
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, FIELDS)
         writer.writeheader()
@@ -24,7 +24,7 @@ def write_results(path, values: dict, metric: str = "accuracy"):
                         "method": method,
                         "representation": rep,
                         "seed": seed,
-                        "test_acc": acc,
+                        "test_acc": acc / 100,  # results.csv holds fractions
                         "paper": "",
                     }
                 )

@@ -17,7 +17,7 @@ from gsimclr.layout import Stage
 from gsimclr.metrics import ClusterMetrics
 from gsimclr.models.autoencoder import DenoisingAutoencoder
 from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats, min_same_label_pairs
-from gsimclr.stages.context import StageContext, finish
+from gsimclr.stages.context import StageContext, finish, log_training_data
 from gsimclr.stages.train_autoencoder import build_autoencoder
 from gsimclr.storage import load_upstream, write_json
 from gsimclr.tracking import stage_run
@@ -99,6 +99,7 @@ def cluster(ctx: StageContext) -> ClusterMetrics:
         **sampler_preview(pseudo, true, params.pretrain.batch_size, ctx.seed),
     )
     with stage_run(STAGE, params, ctx.config, seed=ctx.seed) as tracker:
+        log_training_data(tracker, ctx, data)
         tracker.publish_table(pd.DataFrame({"index": np.arange(len(pseudo)), "cluster": pseudo}), layout.pseudo_labels)
         write_json(layout.metrics("cluster"), metrics.to_json())
         tracker.log_metrics(metrics.to_json())

@@ -20,8 +20,8 @@ from gsimclr.models.heads import TAPS
 from gsimclr.paper import PAPER_RESULTS
 from gsimclr.stages.context import StageContext
 from gsimclr.stats import Summary, paired_difference, summarize, verdict
-from gsimclr.storage import read_json, write_text
-from gsimclr.tracking import StageRun, link_runs, stage_run, ui_command
+from gsimclr.storage import read_json, write_json, write_text
+from gsimclr.tracking import StageRun, link_runs, stage_run, ui_hint
 
 STAGE = "compare"
 LABELS = {
@@ -95,8 +95,8 @@ def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: 
             method=method,
             representation=representation,
             seed=out.seed,
-            test_acc=100 * (scores.test_balanced_acc if balanced else scores.test_acc),
-            paper=paper.get(paper_key),
+            test_acc=scores.test_balanced_acc if balanced else scores.test_acc,
+            paper=paper[paper_key] / 100 if paper_key in paper else None,  # the paper prints percent
         )
         for out in outputs
         for table, method, representation, key, paper_key in cells
@@ -104,16 +104,18 @@ def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: 
     ]
 
 
-def cell_values(rows: list[ResultRow]) -> dict[tuple[str, str], list[float]]:
-    """(method, representation) -> test accuracies in seed order."""
+def cell_values(rows: list[ResultRow], scale: float = 100.0) -> dict[tuple[str, str], list[float]]:
+    """(method, representation) -> test accuracies in seed order, in percent for the tables and figures
+    (`scale=1`: the stored fractions)."""
     cells: dict[tuple[str, str], list[float]] = {}
     for row in rows:
-        cells.setdefault((row.method, row.representation), []).append(row.test_acc)
+        cells.setdefault((row.method, row.representation), []).append(scale * row.test_acc)
     return cells
 
 
 def _fmt(value: Optional[float]) -> str:
-    return "–" if value is None else f"{value:.2f}"
+    """A paper figure (a fraction) in percent, as the tables print it."""
+    return "–" if value is None else f"{100 * value:.2f}"
 
 
 def method_table(rows: list[ResultRow], representations: list[str], reference: Optional[str]) -> list[str]:
@@ -348,6 +350,7 @@ def render(
     rows: list[ResultRow],
     balanced: list[ResultRow],
     figure_names: list[str],
+    experiment_id: Optional[str] = None,
 ) -> str:
     """results.md: Tables II and III in the paper's layout, the controls, per-seed values, figures,
     diagnostics and provenance."""
@@ -400,12 +403,12 @@ def render(
         "",
         *diagnostics(outputs, params),
         "",
-        *provenance_section(outputs),
+        *provenance_section(outputs, experiment_id),
     ]
     return "\n".join(out)
 
 
-def provenance_section(outputs: list[SeedOutputs]) -> list[str]:
+def provenance_section(outputs: list[SeedOutputs], experiment_id: Optional[str]) -> list[str]:
     """Which MLflow run produced each number, how long it took, on which device and machine."""
     return [
         "## Provenance",
@@ -420,7 +423,7 @@ def provenance_section(outputs: list[SeedOutputs]) -> list[str]:
         "",
         f"Hardware: {hardware()}.",
         "",
-        f"Compare the runs in the MLflow UI: `{ui_command()}`",
+        f"Compare the runs in the MLflow UI: {ui_hint(experiment_id)}",
         "",
     ]
 
@@ -465,15 +468,34 @@ def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tra
     return [path.name for path in written]
 
 
-def summary_metrics(rows: list[ResultRow], prefix: str = "") -> dict[str, float]:
-    """MLflow metrics of the comparison run: mean and CI half-width of every cell."""
-    metrics = {}
-    for (method, rep), values in cell_values(rows).items():
-        summary = summarize(values)
-        key = f"{prefix}{method}/{rep.replace('–', 'test').replace('-', '')}"
-        metrics[f"{key}/mean"] = summary.mean
-        if not math.isnan(summary.half_width):
-            metrics[f"{key}/ci95"] = summary.half_width
+REPRESENTATION_KEYS = {"–": "", "fine-tune": "finetune/"}
+"""Metric-key segment of a table representation (`P1/`, ..., `finetune/`; nothing for the supervised row)."""
+
+
+def _cell_key(method: str, representation: str) -> str:
+    return f"{method}/{REPRESENTATION_KEYS.get(representation, f'{representation}/')}test_acc"
+
+
+def _summary(key: str, summary: Summary) -> dict[str, float]:
+    """`key/mean` and, with two seeds or more, `key/ci95` (the 95 % half-width)."""
+    out = {f"{key}/mean": summary.mean}
+    return out if math.isnan(summary.half_width) else out | {f"{key}/ci95": summary.half_width}
+
+
+def pooled_metrics(rows: list[ResultRow], prefix: str = "") -> dict[str, float]:
+    """The study's headline numbers as fractions: every cell's mean and 95 % half-width over seeds, the
+    paired G-SimCLR − SimCLR difference and each method's paired margin over the untrained network, per
+    representation. Written to results/metrics.json (DVC) and logged on the study's MLflow run."""
+    cells = cell_values(rows, scale=1.0)
+    metrics: dict[str, float] = {}
+    for (method, rep), values in cells.items():
+        metrics |= _summary(prefix + _cell_key(method, rep), summarize(values))
+    for rep in (*TAPS, FINETUNE):
+        simclr, guided, untrained = (cells[(m, rep)] for m in ("simclr", "gsimclr", "random_init"))
+        metrics |= _summary(prefix + _cell_key("gsimclr_minus_simclr", rep), paired_difference(guided, simclr))
+        for method, values in (("simclr", simclr), ("gsimclr", guided)):
+            margin = paired_difference(values, untrained)
+            metrics |= _summary(prefix + _cell_key(f"{method}_minus_random_init", rep), margin)
     return metrics
 
 
@@ -487,11 +509,14 @@ def compare(ctx: StageContext) -> str:
     balanced = result_rows(outputs, None, balanced=True) if ctx.params.data.imbalance_ratio > 1 else []
     with stage_run(STAGE, ctx.params, ctx.config) as tracker:
         names = figures(root, outputs, rows, tracker)
-        text = render(ctx, outputs, rows, balanced, names)
+        text = render(ctx, outputs, rows, balanced, names, tracker.experiment_id)
         write_text(root.results_md, text)
         write_results(root.results_csv, rows + balanced)
         link_runs(tracker.run_id, [rec["run_id"] for o in outputs for rec in o.records.values()])
-        tracker.log_metrics(summary_metrics(rows) | summary_metrics(balanced, "balanced/"))
+        pooled = pooled_metrics(rows) | (pooled_metrics(balanced, "balanced/") if balanced else {})
+        write_json(root.results_metrics, pooled)
+        tracker.log_metrics(pooled)
         tracker.log_artifact(root.results_md)
         tracker.log_artifact(root.results_csv)
+    print(f"compare the runs: {ui_hint(tracker.experiment_id)}")
     return text

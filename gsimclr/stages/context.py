@@ -15,10 +15,11 @@ import torch
 
 from gsimclr import declared
 from gsimclr.config import Params
-from gsimclr.data import ImageSplits
+from gsimclr.data import ImageSplits, to_float
 from gsimclr.layout import EvalMethod, Layout, Stage, TrainingFiles
 from gsimclr.machine import hardware
 from gsimclr.storage import file_digest, write_json
+from gsimclr.tracking import StageRun
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,19 @@ def stage_context(
     return StageContext(
         declared.view(params, entries), seed, layout.for_seed(seed), device, restart, declared.values(params, entries)
     )
+
+
+def log_training_data(tracker: StageRun, ctx: StageContext, data: ImageSplits) -> None:
+    """Record the dataset a stage trained on (name, root, content digest, split sizes) on its MLflow run."""
+    cfg = ctx.params.data
+    name = cfg.name if cfg.name != "imagefolder" or not cfg.root else f"imagefolder-{Path(cfg.root).name}"
+    sizes = {"train": len(data.train_y), "test": len(data.test_y)}
+    tracker.log_dataset(name, cfg.root, data.digest, sizes)
+
+
+def model_example(images: torch.Tensor) -> np.ndarray:
+    """Two training images as the float batch a logged model takes: its MLflow input example."""
+    return to_float(images[:2].cpu()).numpy()
 
 
 def seed_everything(seed: int) -> None:

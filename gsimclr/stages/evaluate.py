@@ -32,14 +32,14 @@ from gsimclr.config import ClassifierConfig
 from gsimclr.data import ImageSplits, LabelSplit, load_dataset, split_indices, stratified_subset, to_float
 from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.layout import Classifier, EvalMethod, Method, Stage
-from gsimclr.metrics import EvaluationMetrics, RowScores
+from gsimclr.metrics import EvaluationMetrics, RowScores, epoch_curves
 from gsimclr.models.backbones import feature_dim
 from gsimclr.models.heads import TAPS, SimCLRNet
 from gsimclr.optim import warmup_cosine
 from gsimclr.probe import linear_probe
 from gsimclr.samplers import epoch_rng, shuffled_batches
 from gsimclr.stages import build
-from gsimclr.stages.context import StageContext, finish
+from gsimclr.stages.context import StageContext, finish, log_training_data
 from gsimclr.storage import load_upstream
 from gsimclr.tracking import StageRun, stage_run
 
@@ -98,8 +98,6 @@ class Evaluation:
         accuracy and the choice (`c`, or `best_epoch` and `labelled_images`) that selected its model."""
         test_y = self.data.test_y.numpy()
         per_class = class_accuracies(predictions, test_y, self.data.num_classes)
-        by_class = zip(self.data.classes, per_class, strict=True)
-        self.tracker.log_metrics({f"{name}/test_acc_{label}": acc for label, acc in by_class})
         self.rows[name] = RowScores(
             test_acc=float((predictions == test_y).mean()),
             test_balanced_acc=float(per_class.mean()),
@@ -122,7 +120,7 @@ class Evaluation:
             cfg.max_iter,
         )
         for i, (c, acc) in enumerate(result.val_acc_by_c.items()):
-            self.tracker.log_metrics({f"{name}/val_acc_by_C": acc, f"{name}/C_grid": c}, step=i)
+            self.tracker.log_metrics({f"{name}/sweep/val_acc": acc, f"{name}/sweep/C": c}, step=i)
         self.record_test(name, result.test_predictions, result.val_acc, c=result.c)
 
     def train(
@@ -167,7 +165,7 @@ class Evaluation:
                 step=step,
                 validate=validate,
                 batches=lambda epoch: shuffled_batches(indices, cfg.batch_size, epoch_rng(ctx.seed, epoch)),
-                on_epoch=lambda e, m: self.tracker.log_metrics({f"{name}/{k}": v for k, v in m.items()}, step=e),
+                on_epoch=lambda e, m: self.tracker.log_metrics(epoch_curves(m, f"{name}/"), step=e),
                 run_id=self.tracker.run_id,
             ),
             classifier_loop(ctx, self.data, self.method, name, cfg),
@@ -233,6 +231,7 @@ def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
     with stage_run(
         STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)
     ) as tracker:
+        log_training_data(tracker, ctx, data)
         run = Evaluation(ctx, data, split, tracker, method)
         if method == "supervised":
             run.train(

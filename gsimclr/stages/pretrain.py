@@ -23,15 +23,15 @@ from gsimclr.errors import UserError
 from gsimclr.knn import knn_accuracy
 from gsimclr.layout import Method, Stage
 from gsimclr.losses import nt_xent
-from gsimclr.metrics import PretrainMetrics
+from gsimclr.metrics import PretrainMetrics, epoch_curves
 from gsimclr.models.heads import SimCLRNet
 from gsimclr.optim import parameter_groups, warmup_cosine
 from gsimclr.pseudo_labels import PseudoLabels, read_pseudo_labels
 from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
 from gsimclr.stages import build
-from gsimclr.stages.context import StageContext, finish
+from gsimclr.stages.context import StageContext, finish, log_training_data, model_example
 from gsimclr.storage import save_torch, write_csv, write_json
-from gsimclr.tracking import StageRun, stage_run
+from gsimclr.tracking import StageRun, registered_model_name, stage_run
 
 STAGE: Stage = "pretrain"
 
@@ -208,6 +208,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     with stage_run(
         STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main
     ) as tracker:
+        log_training_data(tracker, ctx, data)
         result = fit(
             Training(
                 model=model,
@@ -217,7 +218,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
                 step=contrastive_step(ctx, method, model, images, labels, world),
                 batch_metrics=batch_diagnostics(data.train_y.numpy(), labels),
                 validate=monitor,
-                on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
+                on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),
                 run_id=tracker.run_id,
                 state=labels,
             ),
@@ -226,7 +227,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
         last = {key: value for key, value in result.history[-1].items() if key not in ("epoch", "lr")}
         metrics = PretrainMetrics(**last, epochs=len(result.history), processes=world.size)
         if world.is_main:
-            save_outputs(ctx, method, net, data.channels, result.history, metrics, tracker)
+            save_outputs(ctx, method, net, model_example(images), result.history, metrics, tracker)
     return metrics
 
 
@@ -234,18 +235,20 @@ def save_outputs(
     ctx: StageContext,
     method: Method,
     net: SimCLRNet,
-    channels: int,
+    example: np.ndarray,
     history: list[dict],
     metrics: PretrainMetrics,
     tracker: StageRun,
 ) -> None:
-    """The pretrained model, metrics, loss and kNN curves and run record (rank 0 only)."""
+    """The pretrained model (its backbone also registered in MLflow), metrics, loss and kNN curves and run
+    record (rank 0 only)."""
     layout, temperature = ctx.layout, ctx.params.pretrain.temperature
     save_torch(
-        {"model": net.state_dict(), "in_channels": channels, "method": method, "config": ctx.config},
+        {"model": net.state_dict(), "in_channels": example.shape[1], "method": method, "config": ctx.config},
         layout.pretrained(method),
     )
     write_json(layout.metrics("pretrain", method), metrics.to_json())
+    tracker.log_metrics(metrics.to_json())
     write_csv(
         layout.pretrain_loss(method, "csv"), [{"epoch": r["epoch"], f"{method}_loss": r["loss"]} for r in history]
     )
@@ -259,5 +262,5 @@ def save_outputs(
         plots.loss_curves(history, ["loss"], f"{method}: NT-Xent loss (T={temperature})"),
         layout.pretrain_loss(method, "png"),
     )
-    tracker.log_artifact(layout.pretrained(method), "model")
+    tracker.log_model(net.backbone, example, registered_model_name(ctx.params, method), layout.pretrained(method))
     finish(ctx, STAGE, tracker.run_id, method, trained=[ctx.layout.pretrain_training(method)])

@@ -12,11 +12,12 @@ from gsimclr.data import load_dataset, split_indices, to_float
 from gsimclr.engine import FitResult, LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import UserError
 from gsimclr.layout import Stage
+from gsimclr.metrics import epoch_curves
 from gsimclr.models.autoencoder import DenoisingAutoencoder
 from gsimclr.samplers import epoch_rng, shuffled_batches
-from gsimclr.stages.context import StageContext, finish
+from gsimclr.stages.context import StageContext, finish, log_training_data, model_example
 from gsimclr.storage import save_torch, write_csv, write_json
-from gsimclr.tracking import StageRun, stage_run
+from gsimclr.tracking import StageRun, registered_model_name, stage_run
 
 STAGE: Stage = "train"
 
@@ -47,10 +48,11 @@ def reconstruction_error(model: DenoisingAutoencoder, images: torch.Tensor, indi
 
 
 def save_outputs(
-    ctx: StageContext, model: DenoisingAutoencoder, channels: int, result: FitResult, tracker: StageRun
+    ctx: StageContext, model: DenoisingAutoencoder, example: np.ndarray, result: FitResult, tracker: StageRun
 ) -> dict[str, float]:
     """The selected autoencoder, its metrics, loss curves and run record."""
     layout = ctx.layout
+    channels = example.shape[1]
     save_torch({"model": model.state_dict(), "in_channels": channels, "config": ctx.config}, layout.autoencoder)
     metrics = {
         "best_epoch": result.best_epoch,
@@ -67,8 +69,8 @@ def save_outputs(
         "denoising autoencoder: reconstruction MSE",
     )
     tracker.publish_figure(figure, layout.autoencoder_loss("png"))
-    tracker.log_metrics({f"best_{k}": v for k, v in metrics.items()})
-    tracker.log_artifact(layout.autoencoder, "model")
+    tracker.log_metrics(metrics)
+    tracker.log_model(model, example, registered_model_name(ctx.params, "autoencoder"), layout.autoencoder)
     finish(ctx, STAGE, tracker.run_id, trained=[layout.autoencoder_training])
     return metrics
 
@@ -107,6 +109,7 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
         patience=cfg.patience,
     )
     with stage_run(STAGE, params, ctx.config, seed=ctx.seed, resume_run_id=resumable_run_id(loop)) as tracker:
+        log_training_data(tracker, ctx, data)
         result = fit(
             Training(
                 model=model,
@@ -114,9 +117,9 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
                 batches=lambda epoch: shuffled_batches(split.fit, cfg.batch_size, epoch_rng(ctx.seed, epoch)),
                 step=step,
                 validate=lambda epoch: {"val_loss": reconstruction_error(model, images, split.val)},
-                on_epoch=lambda e, m: tracker.log_metrics(m, step=e),
+                on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),
                 run_id=tracker.run_id,
             ),
             loop,
         )
-        return save_outputs(ctx, model, data.channels, result, tracker)
+        return save_outputs(ctx, model, model_example(images), result, tracker)
