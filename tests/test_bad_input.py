@@ -117,6 +117,28 @@ def test_unreachable_tracking_server_fails_before_training(project):
     assert not Layout().for_seed(0).autoencoder.exists() and not (project / "checkpoints").exists()
 
 
+def test_a_registry_that_fails_after_training_loses_nothing(project, monkeypatch):
+    import mlflow.pytorch
+
+    params = with_params(project)
+    real = mlflow.pytorch.log_model
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("registry down")
+
+    monkeypatch.setattr(mlflow.pytorch, "log_model", unreachable)
+    result = gsimclr(params, "train")
+    one_line_error(result, 2, "the trained model is saved at artifacts/seed0/autoencoder.pt")
+    model = Layout().for_seed(0).autoencoder
+    trained = model.read_bytes()
+    assert Layout().for_seed(0).autoencoder_training.checkpoint.exists()  # kept: the re-run resumes from it
+    monkeypatch.setattr(mlflow.pytorch, "log_model", real)
+    result = gsimclr(params, "train")
+    assert result.exit_code == 0, result.output
+    assert "resuming from" in result.output and "after epoch 2" in result.output  # no epoch trained again
+    assert model.read_bytes() == trained
+
+
 def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(project, monkeypatch):
     params = with_params(project, autoencoder={"epochs": 1})
     assert gsimclr(params, "train").exit_code == 0
