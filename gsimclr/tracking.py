@@ -195,13 +195,16 @@ def _experiment_id(name: str, location: Optional[str], uri: str, attempts: int) 
 def _connect(params: Params) -> str:
     """Point MLflow at the store and make sure the experiment exists; fail fast if unreachable."""
     uri = tracking_uri()
-    if uri.startswith("sqlite:///") and "MLFLOW_TRACKING_URI" not in os.environ:
+    # The project's own store keeps artifacts beside it (also from `dvc exp run --temp` copies). Decided
+    # from the URI, not from MLFLOW_TRACKING_URI: mlflow.set_tracking_uri exports that variable.
+    own_store = uri == local_uri()
+    if own_store:
         (local_store() / "artifacts").mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     name = experiment_name(params)
     saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
-    location = (local_store() / "artifacts" / name).as_uri() if "MLFLOW_TRACKING_URI" not in os.environ else None
+    location = (local_store() / "artifacts" / name).as_uri() if own_store else None
     # Stages started at the same moment on a fresh sqlite store race to create its tables and the
     # experiment: the lock serialises that, and a store that still fails is retried a few times.
     attempts = SQLITE_ATTEMPTS if uri.startswith("sqlite:") else 1

@@ -40,3 +40,14 @@ def test_the_ui_hint_of_the_project_store_is_relative(tmp_path, monkeypatch):
     assert tracking.ui_hint("7") == (
         "open https://user:***@mlflow.example.org/#/experiments/7/runs?workflowType=machine_learning"
     )
+
+
+def test_the_project_store_keeps_artifacts_under_mlruns(tmp_path, monkeypatch):
+    """Also when an earlier stage in the same process exported MLFLOW_TRACKING_URI (mlflow does that)."""
+    from gsimclr.config import Params
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.local_uri())
+    experiment = mlflow.get_experiment(tracking._connect(Params()))
+    assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts" / "gsimclr-digits").as_uri()
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
