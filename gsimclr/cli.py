@@ -21,7 +21,7 @@ from gsimclr.errors import DiskFullError, TrainingDivergedError, UserError
 
 app = typer.Typer(
     help="G-SimCLR: SimCLR with pseudo-label-guided batches, as a reproducible, tracked pipeline.\n\n"
-    "Stages run in order: train -> cluster -> pretrain -> evaluate -> compare (dvc repro runs them all, "
+    "Stages run in order: prepare -> train -> cluster -> pretrain -> evaluate -> compare (dvc repro runs them all, "
     "once per seed); `gsimclr study FILE` runs a parameter set from pipelines/ as a DVC experiment.",
     no_args_is_help=True,
     add_completion=True,
@@ -112,6 +112,21 @@ def main(
     """Global options shared by every stage."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     ctx.obj = {"params": params, "device": device, "seed": seed}
+
+
+@app.command()
+def prepare(ctx: typer.Context) -> None:
+    """Decode the dataset once into memory-mapped arrays that every other stage reads (prepared/).
+
+    Example: gsimclr prepare
+    """
+    from gsimclr.stages.prepare import prepare as run_prepare
+
+    meta = _run(ctx, "prepare", run_prepare)
+    shapes = meta["shapes"]
+    typer.echo(
+        f"prepared: {shapes['train_x'][0]} training and {shapes['test_x'][0]} test images, digest {meta['digest']}"
+    )
 
 
 @app.command()

@@ -261,18 +261,28 @@ def _refuse_shared_files(train_files: list[str], test_files: list[str]) -> None:
         )
 
 
-def load_dataset(cfg: DataConfig) -> ImageSplits:
-    """Load the configured dataset; a missing or malformed one is a one-line `UserError`."""
+def decode_dataset(cfg: DataConfig) -> ImageSplits:
+    """Decode the configured dataset at `data.image_size`; a missing or malformed one is a one-line `UserError`."""
     loaders = {"digits": _load_digits, "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
     data = loaders[cfg.name](cfg)
     if data.num_classes < 2:
         raise UserError(
             f"{cfg.name} dataset at {cfg.root} has {data.num_classes} class: the evaluation needs at least two classes"
         )
-    if cfg.imbalance_ratio > 1:
-        keep = torch.as_tensor(long_tailed_indices(data.train_y.numpy(), cfg.imbalance_ratio, cfg.imbalance_seed))
-        data = replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
     return data
+
+
+def long_tailed(data: ImageSplits, cfg: DataConfig) -> ImageSplits:
+    """The training split cut to `data.imbalance_ratio` (unchanged at ratio 1); the test split is untouched."""
+    if cfg.imbalance_ratio <= 1:
+        return data
+    keep = torch.as_tensor(long_tailed_indices(data.train_y.numpy(), cfg.imbalance_ratio, cfg.imbalance_seed))
+    return replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
+
+
+def load_dataset(cfg: DataConfig) -> ImageSplits:
+    """Decode the configured dataset now (stages read the `prepare` stage's arrays: `prepared.load`)."""
+    return long_tailed(decode_dataset(cfg), cfg)
 
 
 def long_tailed_counts(class_sizes: np.ndarray, ratio: float) -> np.ndarray:

@@ -19,6 +19,7 @@ OPERATIONAL = frozenset({"checkpoint_every"})
 PRETRAINED_EVALUATION = ("data", "model", "evaluate")
 
 DECLARED: dict[tuple[str, Optional[str]], tuple[str, ...]] = {
+    ("prepare", None): ("data",),
     ("train", None): ("data", "autoencoder"),
     ("cluster", None): ("data", "autoencoder", "cluster", "pretrain.batch_size"),
     ("pretrain", "simclr"): ("data", "model", "pretrain"),

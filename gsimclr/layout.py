@@ -55,6 +55,16 @@ class Layout:
             raise ValueError(f"{kind} paths are per seed: use Layout.for_seed")
         return self.root / kind / f"seed{self.seed}"
 
+    # The decoded dataset (the `prepare` stage's output, shared by every seed)
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "prepared"
+
+    def prepared_data(self, key: str) -> Path:
+        """The folder of one dataset at one resolution (`prepared.dataset_key`)."""
+        return self.prepared / key
+
     # Artifacts (DVC-cached outputs the next stage reads)
 
     @property

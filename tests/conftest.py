@@ -35,6 +35,7 @@ TINY_PARAMS = {
 }
 
 STUDY_COMMANDS = [
+    ["prepare"],
     ["train"],
     ["cluster"],
     ["pretrain", "--method", "simclr"],

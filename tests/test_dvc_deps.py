@@ -9,6 +9,7 @@ import yaml
 from conftest import REPO
 
 STAGE_MODULES = {
+    "prepare": "gsimclr/stages/prepare.py",
     "train": "gsimclr/stages/train_autoencoder.py",
     "cluster": "gsimclr/stages/cluster.py",
     "pretrain_simclr": "gsimclr/stages/pretrain.py",

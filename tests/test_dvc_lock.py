@@ -38,4 +38,4 @@ def test_every_stage_of_the_default_study_is_locked():
         for method in methods
         for seed in seeds
     }
-    assert expected | {"compare"} == set(LOCK)
+    assert expected | {"prepare", "compare"} == set(LOCK)

@@ -26,6 +26,7 @@ def declared_outputs(seed: int = 0) -> set[str]:
 def layout_outputs(seed: int = 0) -> set[str]:
     layout = Layout().for_seed(seed)
     files = [
+        layout.prepared,
         layout.autoencoder,
         layout.pseudo_labels,
         layout.metrics("autoencoder"),

@@ -10,7 +10,7 @@ from sklearn.manifold import TSNE
 
 from gsimclr import plots
 from gsimclr.clustering import cluster_quality, kmeans_pseudo_labels, size_stats
-from gsimclr.data import load_dataset, to_float
+from gsimclr.data import to_float
 from gsimclr.engine import map_batches
 from gsimclr.errors import UserError
 from gsimclr.layout import Stage
@@ -85,7 +85,7 @@ def cluster(ctx: StageContext) -> ClusterMetrics:
     (NMI, purity, a preview of one epoch of random vs guided batches) that are measured, never trained on.
     """
     params, cfg, layout = ctx.params, ctx.params.cluster, ctx.layout
-    data = load_dataset(params.data)
+    data = ctx.dataset()
     if cfg.k > len(data.train_x):
         raise UserError(f"cluster.k={cfg.k} is larger than the {len(data.train_x)} training images")
     features = image_features(ctx, data.train_x)

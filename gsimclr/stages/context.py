@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from gsimclr import declared
+from gsimclr import declared, prepared
 from gsimclr.config import Params
 from gsimclr.data import ImageSplits, to_float
 from gsimclr.layout import EvalMethod, Layout, Stage, TrainingFiles
@@ -37,6 +37,11 @@ class StageContext:
     config: dict[str, Any] = field(default_factory=dict)
     """The declared entries' values: logged with the run, stored with its models, hashed into its identity."""
     started: float = field(default_factory=time.time)
+
+    def dataset(self) -> ImageSplits:
+        """The stage's data: the `prepare` stage's memory-mapped arrays where they exist, else decoded now."""
+        cfg = self.params.data
+        return prepared.load(cfg, self.layout.prepared_data(prepared.dataset_key(cfg)))
 
     def config_hash(self, data: ImageSplits, inputs: Sequence[Path] = ()) -> str:
         """Identity of a resume checkpoint: the declared params, the training data it saw, the bytes of the

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gsimclr.config import ClassifierConfig
-from gsimclr.data import ImageSplits, LabelSplit, load_dataset, split_indices, stratified_subset, to_float
+from gsimclr.data import ImageSplits, LabelSplit, split_indices, stratified_subset, to_float
 from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.layout import Classifier, EvalMethod, Method, Stage
 from gsimclr.metrics import EvaluationMetrics, RowScores, epoch_curves
@@ -221,7 +221,7 @@ def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
     """Evaluate one method (see the module docstring) on this seed's split; returns and writes the
     scores of every row it evaluated (`gsimclr.metrics.EvaluationMetrics`)."""
     params = ctx.params
-    data = load_dataset(params.data)
+    data = ctx.dataset()
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
     pretrained = load_pretrained(ctx, method, data.channels) if method == "simclr" or method == "gsimclr" else None
     resumed = [

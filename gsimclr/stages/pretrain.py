@@ -16,7 +16,7 @@ from torch import nn
 from gsimclr import plots
 from gsimclr.clustering import cluster_quality
 from gsimclr.config import PretrainConfig
-from gsimclr.data import ImageSplits, load_dataset, split_indices, to_float
+from gsimclr.data import ImageSplits, split_indices, to_float
 from gsimclr.distributed import World, check_batch, join_world, wrap_model
 from gsimclr.engine import SEED_STRIDE, LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import UserError
@@ -188,7 +188,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     params, cfg = ctx.params, ctx.params.pretrain
     world = join_world(ctx.device)
     check_batch(world, cfg.batch_size)
-    data = load_dataset(params.data)
+    data = ctx.dataset()
     images = data.train_x.to(ctx.device)
     if cfg.batch_size > len(images):
         raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from gsimclr import plots
 from gsimclr.config import AutoencoderConfig
-from gsimclr.data import load_dataset, split_indices, to_float
+from gsimclr.data import split_indices, to_float
 from gsimclr.engine import FitResult, LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import UserError
 from gsimclr.layout import Stage
@@ -84,7 +84,7 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
     """
     params, cfg = ctx.params, ctx.params.autoencoder
     check_image_size(params.data.image_size, list(cfg.filters))
-    data = load_dataset(params.data)
+    data = ctx.dataset()
     images = data.train_x.to(ctx.device)
     # Unsupervised: the validation split is random, not stratified by the (unused) labels.
     split = split_indices(len(images), params.data.val_fraction, ctx.seed)

@@ -1,0 +1,18 @@
+"""Stage 0: decode the dataset once into memory-mapped arrays under `prepared/` (see `gsimclr.prepared`).
+
+DVC cannot see inside `data.root`, so this stage runs on every `dvc repro` (`always_changed`); its
+output's hash changes only when the decoded images do, and only then does anything downstream re-run.
+"""
+
+from __future__ import annotations
+
+from gsimclr.data import decode_dataset
+from gsimclr.prepared import dataset_key, write_prepared
+from gsimclr.stages.context import StageContext
+
+
+def prepare(ctx: StageContext) -> dict:
+    """Decode `data` at `data.image_size` and write it to `prepared/<dataset>-<size>px/`; returns the
+    metadata (class names, shapes, content digest)."""
+    cfg = ctx.params.data
+    return write_prepared(decode_dataset(cfg), ctx.layout.prepared_data(dataset_key(cfg)))
