@@ -54,7 +54,7 @@ def test_compare_reports_balanced_accuracy_and_the_options_of_the_guided_arm(tmp
     assert "| class | SimCLR P3 | G-SimCLR P3 |" in results
     assert sum(line.startswith(("| 0 |", "| 9 |")) for line in results.splitlines()) == 2  # digits: classes 0..9
     metrics = json.loads((tmp_path / "metrics" / "seed0" / "evaluate_gsimclr.json").read_text())
-    per_class = [metrics[f"linear_P3_test_acc_class{c}"] for c in range(10)]
-    assert abs(sum(per_class) / 10 - metrics["linear_P3_test_balanced_acc"]) < 1e-9
+    per_class = [metrics[f"linear_P3/test_acc/class{c}"] for c in range(10)]
+    assert abs(sum(per_class) / 10 - metrics["linear_P3/test_balanced_acc"]) < 1e-9
     rows = (tmp_path / "results" / "results.csv").read_text().splitlines()
     assert sum(",balanced_accuracy," in row for row in rows) == sum(",accuracy," in row for row in rows) == 14

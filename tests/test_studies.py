@@ -91,9 +91,9 @@ def test_study_runs_end_to_end_on_fixture_data(tmp_path, monkeypatch, name):
     assert cells == {("supervised", "–"), ("pixels", "pixels")} | {
         (m, rep) for m in ("simclr", "gsimclr", "random_init") for rep in ("P1", "P2", "P3", "fine-tune")
     }
-    # Every accuracy is a share of the test split in %; the paper column is filled for the paper's rows.
+    # Every accuracy is a share of the test split (a fraction); the paper column is filled for the paper's rows.
     test_size = 50 if name != "cifar10" else 30
     for row in rows:
-        correct = float(row["test_acc"]) * test_size / 100
-        assert 0 <= float(row["test_acc"]) <= 100 and abs(correct - round(correct)) < 1e-6, row
+        correct = float(row["test_acc"]) * test_size
+        assert 0 <= float(row["test_acc"]) <= 1 and abs(correct - round(correct)) < 1e-6, row
     assert any(row["paper"] for row in rows if row["method"] == "simclr")
