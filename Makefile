@@ -35,6 +35,7 @@ test: install
 benchmark: install
 	$(BIN)/python -m benchmarks.pretrain_throughput
 	$(BIN)/python -m benchmarks.clustering
+	$(BIN)/python -m benchmarks.prepared_data
 
 ## Local state only: models, checkpoints and the MLflow store. The committed reports (metrics/, plots/,
 ## runs/, results/) stay; `dvc repro` rebuilds what was removed.

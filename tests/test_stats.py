@@ -47,10 +47,17 @@ def test_pairing_needs_the_same_seeds():
 
 
 def test_collapsed_pretraining_runs_are_named():
+    from gsimclr.metrics import PretrainMetrics
     from gsimclr.stages.compare import SeedOutputs, collapse_warning, collapsed_runs
 
+    def pretrain(loss: float) -> PretrainMetrics:
+        return PretrainMetrics(loss=loss, same_class_pairs_per_batch=0.0, epochs=1, processes=1)
+
     def seed(number, simclr_loss, gsimclr_loss):
-        return SeedOutputs(number, {}, {}, {"simclr": {"loss": simclr_loss}, "gsimclr": {"loss": gsimclr_loss}}, {})
+        cluster = None  # not read by the collapse check
+        return SeedOutputs(
+            number, {}, cluster, {"simclr": pretrain(simclr_loss), "gsimclr": pretrain(gsimclr_loss)}, {}
+        )
 
     outputs = [seed(0, 4.82, 2.8), seed(1, 1.9, 4.82), seed(2, 3.1, 2.0)]  # ln(127) = 4.844
     assert collapsed_runs(outputs, 64) == ["SimCLR seed 0", "G-SimCLR seed 1"]
