@@ -242,7 +242,7 @@ class StageRun:
         """Save `figure` as the PNG at `path` (a DVC plot), log it under `plots/`, and close it."""
         try:
             save_png(figure, path)
-            mlflow.log_figure(figure, f"plots/{path.name}")
+            self._log_figure(figure, f"plots/{path.name}")
         finally:
             close(figure)
 
@@ -250,7 +250,13 @@ class StageRun:
         """Write `table` as the CSV at `path` (a DVC output) and log it as an MLflow table."""
         with atomic_open(path) as handle:
             table.to_csv(handle, index=False)
-        mlflow.log_table(data=table, artifact_file=f"{path.stem}.json")
+        self._log_table(table, f"{path.stem}.json")
+
+    def _log_figure(self, figure: Figure, name: str) -> None:
+        mlflow.log_figure(figure, name)
+
+    def _log_table(self, table: pd.DataFrame, name: str) -> None:
+        mlflow.log_table(data=table, artifact_file=name)
 
     def log_dataset(self, name: str, root: Optional[str], digest: str, sizes: dict[str, int]) -> None:
         """The training data as an MLflow dataset input (name, where it lives, content digest, split sizes)."""
@@ -292,7 +298,8 @@ class StageRun:
 
 
 class NullRun(StageRun):
-    """Tracking off (data-parallel ranks other than 0): the same files are written, nothing is logged."""
+    """Tracking off (data-parallel ranks other than 0): the same files are written (`publish_*` are
+    inherited), nothing is logged."""
 
     def __init__(self) -> None:
         super().__init__(None)
@@ -301,18 +308,13 @@ class NullRun(StageRun):
         pass
 
     def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:
-        """Log a file that already exists as a DVC output (a model, a table)."""
         pass
 
-    def publish_figure(self, figure: Figure, path: Path) -> None:
-        try:
-            save_png(figure, path)
-        finally:
-            close(figure)
+    def _log_figure(self, figure: Figure, name: str) -> None:
+        pass
 
-    def publish_table(self, table: pd.DataFrame, path: Path) -> None:
-        with atomic_open(path) as handle:
-            table.to_csv(handle, index=False)
+    def _log_table(self, table: pd.DataFrame, name: str) -> None:
+        pass
 
     def log_dataset(self, name: str, root: Optional[str], digest: str, sizes: dict[str, int]) -> None:
         pass
