@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import cast
 
 from torch import nn
-from torchvision.models import resnet18, resnet50
 
 
 class Bottleneck(nn.Module):
@@ -95,6 +94,8 @@ def build_backbone(name: str, in_channels: int, blocks_per_stage: int = 2, cifar
     """
     if name == "cifar_resnet":
         return CifarResNet(in_channels, blocks_per_stage)
+    from torchvision.models import resnet18, resnet50  # 1.5 s of imports that only these backbones need
+
     factories = {"resnet18": resnet18, "resnet50": resnet50}
     if name not in factories:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")

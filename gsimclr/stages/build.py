@@ -6,6 +6,7 @@ reused and tested on their own; the stages build them through these functions.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gsimclr.augment import ViewAugment
@@ -20,8 +21,10 @@ def backbone(cfg: ModelConfig, channels: int) -> nn.Module:
 
 
 def simclr_net(cfg: ModelConfig, channels: int) -> SimCLRNet:
-    """Backbone + projection head of the `model` section, untrained."""
-    return SimCLRNet(backbone(cfg, channels), cfg.head_dims, cfg.head_batchnorm)
+    """Backbone + projection head of the `model` section, untrained, in its memory layout (convolutions
+    follow their weights' layout, so inputs need no conversion)."""
+    net = SimCLRNet(backbone(cfg, channels), cfg.head_dims, cfg.head_batchnorm)
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
 
 def view_augment(cfg: AugmentConfig) -> ViewAugment:

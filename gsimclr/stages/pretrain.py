@@ -199,8 +199,6 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
             f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
             "still spread every cluster as evenly as possible, but cannot hold exactly one image per cluster"
         )
-    if ctx.device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
     model = wrap_model(cast(nn.Module, torch.compile(net)) if cfg.compile else net, world, ctx.device)
     optimizer, scheduler = sgd_warmup_cosine(cfg, model, len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed)))
     monitor = knn_monitor(ctx, net, data, images)
