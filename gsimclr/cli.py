@@ -46,6 +46,14 @@ class EvalMethod(str, Enum):
     pixels = "pixels"
 
 
+class StreamChoice(str, Enum):
+    """`--stream`: whether splits stay on the device or stream from the prepared arrays."""
+
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
 RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore a resume checkpoint and train from scratch.")]
 
 
@@ -79,7 +87,7 @@ def _run(ctx: typer.Context, name: str, stage: Callable, method: Optional[str] =
             )
         device = select_device(ctx.obj["device"])
         seed_everything(seed)
-        context = stage_context(params, name, method, seed, Layout(), device, restart)
+        context = stage_context(params, name, method, seed, Layout(), device, restart, ctx.obj["stream"])
         return stage(context, method) if method is not None else stage(context)
 
 
@@ -100,6 +108,14 @@ def main(
     ] = False,
     params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file to read.")] = Path("params.yaml"),
     device: Annotated[str, typer.Option(help="auto (cuda -> mps -> cpu), cpu, cuda, cuda:N or mps.")] = "auto",
+    stream: Annotated[
+        StreamChoice,
+        typer.Option(
+            help="auto: copy each split onto the device when it takes at most a quarter of the free memory, "
+            "else stream batches from the prepared arrays (read ahead in the background); on / off: always / never "
+            "stream. Results are identical either way.",
+        ),
+    ] = StreamChoice.auto,
     seed: Annotated[
         Optional[int],
         typer.Option(
@@ -111,7 +127,7 @@ def main(
 ) -> None:
     """Global options shared by every stage."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    ctx.obj = {"params": params, "device": device, "seed": seed}
+    ctx.obj = {"params": params, "device": device, "seed": seed, "stream": stream.value}
 
 
 @app.command()

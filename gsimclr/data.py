@@ -60,6 +60,13 @@ class ImageSplits:
         return len(self.classes)
 
 
+def with_digest(data: ImageSplits, digest: str) -> ImageSplits:
+    """`data` with its digest already known (verified against its files), so it is not hashed again; a
+    subset made from it (`dataclasses.replace`) is a new object and hashes its own images."""
+    data.__dict__["digest"] = digest  # where functools.cached_property keeps its value
+    return data
+
+
 @dataclass(frozen=True)
 class LabelSplit:
     """Indices into the training split: `fit` trains, `val` selects models and stops early."""

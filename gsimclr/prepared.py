@@ -5,10 +5,16 @@ One folder per dataset and resolution under `prepared/` (`Layout.prepared_data`)
 `train_y.npy`, `test_x.npy`, `test_y.npy` and `meta.json` (class names, shapes, the content digest the
 training stages key their checkpoints on). Arrays are opened copy-on-write: pages are read on demand and
 evicted under memory pressure, and nothing a stage does writes back to the file.
+
+Opening verifies the training arrays against the digest: by re-hashing them (read in chunks, so it holds
+no more than a chunk in memory) unless their size and modification time are still those `prepare` wrote
+into meta.json. Any write to an array changes its modification time, so an edited array is always re-hashed,
+and the stages of a study do not each re-read a large dataset just to check it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,7 @@ import numpy as np
 import torch
 
 from gsimclr.config import DataConfig
-from gsimclr.data import ImageSplits, decode_dataset, long_tailed
+from gsimclr.data import ImageSplits, decode_dataset, long_tailed, with_digest
 from gsimclr.errors import UserError
 from gsimclr.storage import atomic_open, read_json, write_json
 
@@ -42,9 +48,28 @@ def write_prepared(data: ImageSplits, folder: Path) -> dict[str, Any]:
         "classes": data.classes,
         "digest": data.digest,
         "shapes": {name: list(tensor.shape) for name, tensor in arrays.items()},
+        "files": {name: file_stamp(folder / f"{name}.npy") for name in ARRAYS},
     }
     write_json(folder / "meta.json", meta)
     return meta
+
+
+def file_stamp(path: Path) -> list[int]:
+    """Size and modification time (ns) of a file: what any write to it changes."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def arrays_digest(train_x: np.memmap, train_y: np.memmap) -> str:
+    """`ImageSplits.digest` of memory-mapped arrays, computed from their files in 16 MiB reads (hashing
+    through the map would bring every page of the array into this process's memory)."""
+    digest = hashlib.sha256()
+    for array in (train_x, train_y):
+        with open(str(array.filename), "rb") as handle:
+            handle.seek(array.offset)
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def read_prepared(folder: Path) -> ImageSplits:
@@ -52,7 +77,7 @@ def read_prepared(folder: Path) -> ImageSplits:
     re-prepare hint: its shape or content digest no longer matches meta.json, and nothing downstream
     trains on it."""
     meta = read_json(folder / "meta.json", f"prepared dataset metadata ({REPREPARE})")
-    arrays: dict[str, torch.Tensor] = {}
+    arrays: dict[str, np.memmap] = {}
     for name in ARRAYS:
         path = folder / f"{name}.npy"
         try:
@@ -65,11 +90,13 @@ def read_prepared(folder: Path) -> ImageSplits:
             raise UserError(
                 f"{path} holds shape {list(array.shape)}, meta.json says {meta['shapes'][name]}: {REPREPARE}"
             )
-        arrays[name] = torch.from_numpy(array)
-    data = ImageSplits(arrays["train_x"], arrays["train_y"], arrays["test_x"], arrays["test_y"], list(meta["classes"]))
-    if data.digest != meta["digest"]:
+        arrays[name] = array
+    stamps = {name: file_stamp(folder / f"{name}.npy") for name in ARRAYS}
+    if stamps != meta.get("files") and arrays_digest(arrays["train_x"], arrays["train_y"]) != meta["digest"]:
         raise UserError(f"{folder}: the training arrays do not match their digest in meta.json: {REPREPARE}")
-    return data
+    train_x, train_y, test_x, test_y = (torch.from_numpy(arrays[name]) for name in ARRAYS)
+    data = ImageSplits(train_x, train_y, test_x, test_y, list(meta["classes"]))
+    return with_digest(data, meta["digest"])
 
 
 def load(cfg: DataConfig, folder: Path) -> ImageSplits:

@@ -1,11 +1,14 @@
 """`gsimclr prepare`: the dataset decoded once into memory-mapped arrays that every stage reads; a
 damaged array is a one-line error with a re-prepare hint, never trained on."""
 
+import os
+
 import numpy as np
 import pytest
 from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
+from gsimclr import prepared as prepared_module
 from gsimclr.cli import app
 from gsimclr.config import DataConfig
 from gsimclr.data import load_dataset
@@ -63,3 +66,17 @@ def test_an_edited_array_does_not_match_its_digest(prepared):
 
 def test_without_prepare_a_stage_decodes_the_dataset(tmp_path):
     assert load(CFG, tmp_path / "missing").digest == load_dataset(CFG).digest
+
+
+def test_arrays_are_re_hashed_only_when_their_files_changed(prepared, monkeypatch):
+    _, folder = prepared
+    decoded = load_dataset(CFG)
+    mapped = np.load(folder / "train_x.npy", mmap_mode="c"), np.load(folder / "train_y.npy", mmap_mode="c")
+    assert prepared_module.arrays_digest(*mapped) == decoded.digest  # chunked file reads = the in-memory hash
+    hashed = []
+    digest = prepared_module.arrays_digest
+    monkeypatch.setattr(prepared_module, "arrays_digest", lambda *a: hashed.append(1) or digest(*a))
+    assert read_prepared(folder).digest == decoded.digest and not hashed  # untouched since prepare: trusted
+    stat = (folder / "train_y.npy").stat()
+    os.utime(folder / "train_y.npy", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # written since (same bytes)
+    assert read_prepared(folder).digest == decoded.digest and hashed == [1]

@@ -41,8 +41,8 @@ def image_features(ctx: StageContext, images: torch.Tensor) -> np.ndarray:
     if ctx.params.cluster.features == "pixels":
         return to_float(images).flatten(1).numpy().astype(np.float64)
     model = load_autoencoder(ctx)
-    images = images.to(ctx.device)
-    features = map_batches(lambda idx: model.features(to_float(images[idx])).cpu(), len(images), 256, "features")
+    on_device = ctx.on_device(images)
+    features = map_batches(lambda idx: model.features(to_float(on_device[idx])).cpu(), len(images), 256, "features")
     return features.numpy().astype(np.float64)
 
 

@@ -16,6 +16,7 @@ import torch
 from gsimclr import declared, prepared
 from gsimclr.config import Params
 from gsimclr.data import ImageSplits, to_float
+from gsimclr.device_images import DeviceImages, Stream, device_images
 from gsimclr.layout import EvalMethod, Layout, Stage, TrainingFiles
 from gsimclr.machine import hardware
 from gsimclr.storage import file_digest, write_json
@@ -37,11 +38,17 @@ class StageContext:
     config: dict[str, Any] = field(default_factory=dict)
     """The declared entries' values: logged with the run, stored with its models, hashed into its identity."""
     started: float = field(default_factory=time.time)
+    stream: Stream = "auto"
+    """Whether splits are copied onto the device or streamed from the prepared arrays (`device_images`)."""
 
     def dataset(self) -> ImageSplits:
         """The stage's data: the `prepare` stage's memory-mapped arrays where they exist, else decoded now."""
         cfg = self.params.data
         return prepared.load(cfg, self.layout.prepared_data(prepared.dataset_key(cfg)))
+
+    def on_device(self, host: torch.Tensor) -> DeviceImages:
+        """A split indexed by batch on this stage's device: resident where it fits, else streamed."""
+        return device_images(host, self.device, self.stream)
 
     def config_hash(self, data: ImageSplits, inputs: Sequence[Path] = ()) -> str:
         """Identity of a resume checkpoint: the declared params, the training data it saw, the bytes of the
@@ -61,11 +68,18 @@ def stage_context(
     layout: Layout,
     device: torch.device,
     restart: bool = False,
+    stream: Stream = "auto",
 ) -> StageContext:
     """The context of one stage run, its params narrowed to what the stage declares."""
     entries = declared.declared(stage, method)
     return StageContext(
-        declared.view(params, entries), seed, layout.for_seed(seed), device, restart, declared.values(params, entries)
+        declared.view(params, entries),
+        seed,
+        layout.for_seed(seed),
+        device,
+        restart,
+        declared.values(params, entries),
+        stream=stream,
     )
 
 
@@ -77,7 +91,7 @@ def log_training_data(tracker: StageRun, ctx: StageContext, data: ImageSplits) -
     tracker.log_dataset(name, cfg.root, data.digest, sizes)
 
 
-def model_example(images: torch.Tensor) -> np.ndarray:
+def model_example(images: DeviceImages) -> np.ndarray:
     """Two training images as the float batch a logged model takes: its MLflow input example."""
     return to_float(images[:2].cpu()).numpy()
 

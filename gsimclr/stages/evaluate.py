@@ -30,6 +30,7 @@ from torch import nn
 
 from gsimclr.config import ClassifierConfig
 from gsimclr.data import ImageSplits, LabelSplit, split_indices, stratified_subset, to_float
+from gsimclr.device_images import DeviceImages, reading_ahead
 from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.layout import Classifier, EvalMethod, Method, Stage
 from gsimclr.metrics import EvaluationMetrics, RowScores, epoch_curves
@@ -90,7 +91,7 @@ class Evaluation:
         self, ctx: StageContext, data: ImageSplits, split: LabelSplit, tracker: StageRun, method: EvalMethod
     ) -> None:
         self.ctx, self.data, self.split, self.tracker, self.method = ctx, data, split, tracker, method
-        self.train_x, self.test_x = data.train_x.to(ctx.device), data.test_x.to(ctx.device)
+        self.train_x, self.test_x = ctx.on_device(data.train_x), ctx.on_device(data.test_x)
         self.rows: dict[str, RowScores] = {}
 
     def record_test(self, name: str, predictions: np.ndarray, val_acc: float, **selection: Any) -> None:
@@ -141,7 +142,7 @@ class Evaluation:
         augment = build.classifier_augment(cfg)
         train_y = self.data.train_y.to(ctx.device)
 
-        def predict(images: torch.Tensor, indices: np.ndarray) -> np.ndarray:
+        def predict(images: DeviceImages, indices: np.ndarray) -> np.ndarray:
             model.eval()
             return map_batches(
                 lambda chunk: model(to_float(images[indices[chunk]])).argmax(1).cpu(), len(indices), 512
@@ -164,7 +165,9 @@ class Evaluation:
                 scheduler=scheduler,
                 step=step,
                 validate=validate,
-                batches=lambda epoch: shuffled_batches(indices, cfg.batch_size, epoch_rng(ctx.seed, epoch)),
+                batches=reading_ahead(
+                    self.train_x, lambda epoch: shuffled_batches(indices, cfg.batch_size, epoch_rng(ctx.seed, epoch))
+                ),
                 on_epoch=lambda e, m: self.tracker.log_metrics(epoch_curves(m, f"{name}/"), step=e),
                 run_id=self.tracker.run_id,
             ),

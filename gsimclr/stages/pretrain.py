@@ -17,6 +17,7 @@ from gsimclr import plots
 from gsimclr.clustering import cluster_quality
 from gsimclr.config import PretrainConfig
 from gsimclr.data import ImageSplits, split_indices, to_float
+from gsimclr.device_images import DeviceImages, reading_ahead
 from gsimclr.distributed import World, check_batch, join_world, wrap_model
 from gsimclr.engine import SEED_STRIDE, LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import UserError
@@ -36,7 +37,7 @@ from gsimclr.tracking import StageRun, registered_model_name, stage_run
 STAGE: Stage = "pretrain"
 
 
-def guidance_labels(ctx: StageContext, net: SimCLRNet, images: torch.Tensor, world: World) -> PseudoLabels:
+def guidance_labels(ctx: StageContext, net: SimCLRNet, images: DeviceImages, world: World) -> PseudoLabels:
     """The `cluster` stage's labels, refreshed from `net`'s own embeddings if `guidance.refresh_every` says so."""
     params = ctx.params
 
@@ -58,7 +59,7 @@ def guidance_labels(ctx: StageContext, net: SimCLRNet, images: torch.Tensor, wor
 
 
 def knn_monitor(
-    ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: torch.Tensor
+    ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: DeviceImages
 ) -> Callable[[int], dict[str, float]]:
     """Epoch -> `{"knn_val_acc": ...}` every `pretrain.knn.every` epochs and after the last (else `{}`).
 
@@ -117,7 +118,7 @@ def contrastive_step(
     ctx: StageContext,
     method: Method,
     model: nn.Module,
-    images: torch.Tensor,
+    images: DeviceImages,
     labels: Optional[PseudoLabels],
     world: World,
 ) -> Callable[[np.ndarray], dict[str, torch.Tensor]]:
@@ -189,7 +190,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     world = join_world(ctx.device)
     check_batch(world, cfg.batch_size)
     data = ctx.dataset()
-    images = data.train_x.to(ctx.device)
+    images = ctx.on_device(data.train_x)
     if cfg.batch_size > len(images):
         raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
     net = build.simclr_net(params.model, data.channels).to(ctx.device)
@@ -212,7 +213,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
                 model=model,
                 optimizer=optimizer,
                 scheduler=scheduler,
-                batches=epoch_batches(ctx, len(images), labels),
+                batches=reading_ahead(images, epoch_batches(ctx, len(images), labels), lambda b: world.shard(b)[0]),
                 step=contrastive_step(ctx, method, model, images, labels, world),
                 batch_metrics=batch_diagnostics(data.train_y.numpy(), labels),
                 validate=monitor,

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from gsimclr import plots
 from gsimclr.config import AutoencoderConfig
 from gsimclr.data import split_indices, to_float
+from gsimclr.device_images import DeviceImages, reading_ahead
 from gsimclr.engine import FitResult, LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.errors import UserError
 from gsimclr.layout import Stage
@@ -36,7 +37,7 @@ def check_image_size(image_size: int, filters: list[int]) -> None:
         )
 
 
-def reconstruction_error(model: DenoisingAutoencoder, images: torch.Tensor, indices: np.ndarray) -> float:
+def reconstruction_error(model: DenoisingAutoencoder, images: DeviceImages, indices: np.ndarray) -> float:
     """Mean squared reconstruction error per pixel of the images at `indices` (inputs without noise: the
     model adds noise only in training mode)."""
 
@@ -85,7 +86,7 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
     params, cfg = ctx.params, ctx.params.autoencoder
     check_image_size(params.data.image_size, list(cfg.filters))
     data = ctx.dataset()
-    images = data.train_x.to(ctx.device)
+    images = ctx.on_device(data.train_x)
     # Unsupervised: the validation split is random, not stratified by the (unused) labels.
     split = split_indices(len(images), params.data.val_fraction, ctx.seed)
     model = build_autoencoder(cfg, data.channels).to(ctx.device)
@@ -114,7 +115,9 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
             Training(
                 model=model,
                 optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
-                batches=lambda epoch: shuffled_batches(split.fit, cfg.batch_size, epoch_rng(ctx.seed, epoch)),
+                batches=reading_ahead(
+                    images, lambda epoch: shuffled_batches(split.fit, cfg.batch_size, epoch_rng(ctx.seed, epoch))
+                ),
                 step=step,
                 validate=lambda epoch: {"val_loss": reconstruction_error(model, images, split.val)},
                 on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),
