@@ -35,8 +35,19 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("c,bchw->bhw", _LUMA.to(x), x).unsqueeze(1)
 
 
-def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
-    """Crop a random box of `scale` area and `ratio` aspect from each image, resized to the input size."""
+def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central size x size crop of a (..., H, W) batch (a view, no copy); the batch itself when it is
+    that size already."""
+    height, width = images.shape[-2:]
+    top, left = (height - size) // 2, (width - size) // 2
+    return images[..., top : top + size, left : left + size]
+
+
+def random_resized_crop(
+    x: torch.Tensor, scale: tuple[float, float], ratio=(3 / 4, 4 / 3), size: Optional[int] = None
+) -> torch.Tensor:
+    """Crop a random box of `scale` area and `ratio` aspect from each image, resized to `size` x `size`
+    (default: the input size)."""
     b, _, h, w = x.shape
     area = _uniform(b, *scale, x) * (h * w)
     log_ratio = _uniform(b, math.log(ratio[0]), math.log(ratio[1]), x)
@@ -48,7 +59,8 @@ def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], ratio=(3 / 
     boxes = torch.stack([torch.arange(b, device=x.device, dtype=x.dtype), x0, y0, x0 + crop_w, y0 + crop_h], 1)
     from torchvision.ops import roi_align  # imported where used: stages that never crop skip 1.5 s of imports
 
-    return roi_align(x, boxes, output_size=(h, w), spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    output = (h, w) if size is None else (size, size)
+    return roi_align(x, boxes, output_size=output, spatial_scale=1.0, sampling_ratio=1, aligned=True)
 
 
 def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
@@ -135,10 +147,15 @@ class ViewAugment:
     color_p: float = 0.8
     grayscale_p: float = 0.2
     blur_p: float = 0.0
+    size: Optional[int] = None
+    """Side of the views (None: the input's). Inputs stored larger are cropped from their whole image
+    (their central crop when `crop_scale` is None)."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.crop_scale is not None:
-            x = random_resized_crop(x, self.crop_scale)
+            x = random_resized_crop(x, self.crop_scale, size=self.size)
+        elif self.size is not None:
+            x = center_crop(x, self.size)
         if self.flip:
             x = random_flip(x)
         if self.color_strength > 0 and self.color_p > 0:

@@ -53,8 +53,12 @@ class DataConfig(Section):
     download: bool = False
     """cifar10 only: let torchvision download the dataset into `root` when it is missing."""
     image_size: int = Field(default=16, ge=4, le=1024)
-    """Images are resized to image_size x image_size (digits are 8x8 natively); above 1024 px a typo
+    """The network's input: image_size x image_size (digits are 8x8 natively); above 1024 px a typo
     (e.g. 2240) would only surface as an out-of-memory error after decoding."""
+    stored_size: Optional[int] = Field(default=None, ge=4, le=1024)
+    """Side at which `prepare` stores the images (default: image_size). Larger, e.g. image_size / 0.875
+    (ImageNet's 256 for 224), gives random-resized crops real pixels to sample before they are resized
+    to image_size; every pass without a crop (features, validation, test) sees the central image_size crop."""
     val_fraction: float = Field(default=0.1, gt=0.0, lt=1.0)
     """Share of the training split held out for model selection (never the test split)."""
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
@@ -67,6 +71,17 @@ class DataConfig(Section):
     1/ratio of it. 1 keeps the split as it is. The test split is never touched."""
     imbalance_seed: NonNegativeInt = 0
     """Which images the long-tailed split keeps; fixed across `seeds`, so every run sees the same data."""
+
+    @property
+    def stored_side(self) -> int:
+        """Side of the stored (prepared) images."""
+        return self.stored_size or self.image_size
+
+    @model_validator(mode="after")
+    def _stored_not_smaller(self) -> DataConfig:
+        if self.stored_side < self.image_size:
+            raise ValueError(f"data.stored_size={self.stored_size} is smaller than data.image_size={self.image_size}")
+        return self
 
     @model_validator(mode="after")
     def _root_needed(self) -> DataConfig:

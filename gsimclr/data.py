@@ -100,7 +100,7 @@ def _load_digits(cfg: DataConfig) -> ImageSplits:
     train_idx, test_idx = train_test_split(
         np.arange(len(labels)), test_size=cfg.test_fraction, stratify=digits.target, random_state=DIGITS_TEST_SPLIT_SEED
     )
-    images = _resize(images, cfg.image_size)
+    images = _resize(images, cfg.stored_side)
     return ImageSplits(
         images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], [str(c) for c in range(10)]
     )
@@ -181,7 +181,7 @@ def _load_cifar10(cfg: DataConfig) -> ImageSplits:
             classes = [name.decode() for name in _safe_unpickle(meta)[b"label_names"]]
         except (KeyError, AttributeError, TypeError):
             raise UserError(f"not a CIFAR-10 batches.meta file: {meta}") from None
-    return ImageSplits(_resize(train_x, cfg.image_size), train_y, _resize(test_x, cfg.image_size), test_y, classes)
+    return ImageSplits(_resize(train_x, cfg.stored_side), train_y, _resize(test_x, cfg.stored_side), test_y, classes)
 
 
 def _refuse_symlink_loops(folder: Path) -> None:
@@ -249,8 +249,8 @@ def _rgb_loader(path: str):
 
 def _load_imagefolder(cfg: DataConfig) -> ImageSplits:
     root = Path(cfg.root or ".")
-    train_x, train_y, classes, train_files = _read_image_folder(root / "train", cfg.image_size)
-    test_x, test_y, test_classes, test_files = _read_image_folder(root / "test", cfg.image_size)
+    train_x, train_y, classes, train_files = _read_image_folder(root / "train", cfg.stored_side)
+    test_x, test_y, test_classes, test_files = _read_image_folder(root / "test", cfg.stored_side)
     if test_classes != classes:
         raise UserError(f"{root}: train/ and test/ hold different class folders")
     _refuse_shared_files(train_files, test_files)
@@ -269,7 +269,8 @@ def _refuse_shared_files(train_files: list[str], test_files: list[str]) -> None:
 
 
 def decode_dataset(cfg: DataConfig) -> ImageSplits:
-    """Decode the configured dataset at `data.image_size`; a missing or malformed one is a one-line `UserError`."""
+    """Decode the configured dataset at its stored size (`data.stored_size`, default `data.image_size`); a
+    missing or malformed one is a one-line `UserError`."""
     loaders = {"digits": _load_digits, "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
     data = loaders[cfg.name](cfg)
     if data.num_classes < 2:

@@ -7,6 +7,10 @@ from it, pinned and copied to the device when it is needed; a background thread 
 `ahead` batches of the epoch while the current one trains (as PyTorch's DataLoader prefetches), so the
 memory a stage holds is the batches in flight, whatever the dataset's size. Both give the same batches
 in the same order, bit for bit, so the choice never changes a result.
+
+`images[idx]` is what the network sees: the central `size` x `size` crop of images stored larger
+(`data.stored_size`); `images.stored(idx)` is the whole stored image, for the random-resized crops of
+training, which resample a box of real pixels to `size`.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
+
+from gsimclr.augment import center_crop
 
 Stream = Literal["auto", "on", "off"]
 Index = Union[int, slice, np.ndarray, torch.Tensor]
@@ -39,37 +45,50 @@ def free_memory(device: torch.device) -> int:
         return 1 << 62
 
 
-class ResidentImages:
-    """The whole split on the device (on the CPU: the host array itself, memory-mapped or not)."""
+class _Split:
+    """What both kinds share: length, the stored shape, and the network's view of a batch."""
 
-    def __init__(self, host: torch.Tensor, device: torch.device) -> None:
-        self.images = host.to(device)
+    def __init__(self, host: torch.Tensor, size: Optional[int]) -> None:
         self.shape = host.shape
+        self.size = size or int(host.shape[-1])
 
     def __len__(self) -> int:
-        return len(self.images)
+        return int(self.shape[0])
+
+    def stored(self, index: Index) -> torch.Tensor:
+        """The images at `index` as stored, on the device."""
+        raise NotImplementedError
 
     def __getitem__(self, index: Index) -> torch.Tensor:
+        """The images at `index` as the network sees them: their central `size` x `size` crop."""
+        return center_crop(self.stored(index), self.size)
+
+
+class ResidentImages(_Split):
+    """The whole split on the device (on the CPU: the host array itself, memory-mapped or not)."""
+
+    def __init__(self, host: torch.Tensor, device: torch.device, size: Optional[int] = None) -> None:
+        super().__init__(host, size)
+        self.images = host.to(device)
+
+    def stored(self, index: Index) -> torch.Tensor:
         return self.images[index]
 
     def read_ahead(self, batches: Sequence[np.ndarray]) -> None:
         """Nothing to read: every image is already on the device."""
 
 
-class StreamedImages:
+class StreamedImages(_Split):
     """The split in host memory (or a memory map); each batch gathered, pinned and copied to the device
     on demand, the next `ahead` batches gathered by a background thread."""
 
-    def __init__(self, host: torch.Tensor, device: torch.device, ahead: int = 2) -> None:
+    def __init__(self, host: torch.Tensor, device: torch.device, size: Optional[int] = None, ahead: int = 2) -> None:
+        super().__init__(host, size)
         self.host, self.device, self.ahead = host, device, ahead
-        self.shape = host.shape
         self._pin = device.type == "cuda"
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsimclr-read-ahead")
         self._pending: deque[np.ndarray] = deque()
         self._in_flight: deque[tuple[np.ndarray, Future[torch.Tensor]]] = deque()
-
-    def __len__(self) -> int:
-        return len(self.host)
 
     def _gather(self, index: Index) -> torch.Tensor:
         rows = self.host[torch.as_tensor(index) if isinstance(index, np.ndarray) else index]
@@ -89,7 +108,7 @@ class StreamedImages:
         self._pending = deque(np.asarray(batch) for batch in batches)
         self._fill()
 
-    def __getitem__(self, index: Index) -> torch.Tensor:
+    def stored(self, index: Index) -> torch.Tensor:
         if isinstance(index, np.ndarray) and self._in_flight and np.array_equal(self._in_flight[0][0], index):
             rows = self._in_flight.popleft()[1].result()
             self._fill()
@@ -101,13 +120,15 @@ class StreamedImages:
 DeviceImages = Union[ResidentImages, StreamedImages]
 
 
-def device_images(host: torch.Tensor, device: torch.device, stream: Stream = "auto") -> DeviceImages:
+def device_images(
+    host: torch.Tensor, device: torch.device, size: Optional[int] = None, stream: Stream = "auto"
+) -> DeviceImages:
     """The split resident on the device where it fits (`auto`: at most `RESIDENT_SHARE` of the free
-    memory) or where streaming is off, streamed otherwise."""
+    memory) or where streaming is off, streamed otherwise; `size`: the network's input side."""
     fits = host.numel() * host.element_size() <= RESIDENT_SHARE * free_memory(device)
     if stream == "on" or (stream == "auto" and not fits):
-        return StreamedImages(host, device)
-    return ResidentImages(host, device)
+        return StreamedImages(host, device, size)
+    return ResidentImages(host, device, size)
 
 
 def reading_ahead(

@@ -34,7 +34,7 @@ def dataset_key(cfg: DataConfig) -> str:
     """The folder name of one dataset at one resolution (and, for digits, one test split)."""
     name = f"{cfg.name}-{Path(cfg.root).name}" if cfg.name == "imagefolder" and cfg.root else cfg.name
     split = f"-test{cfg.test_fraction:g}" if cfg.name == "digits" else ""
-    return f"{name}-{cfg.image_size}px{split}"
+    return f"{name}-{cfg.stored_side}px{split}"
 
 
 def write_prepared(data: ImageSplits, folder: Path) -> dict[str, Any]:

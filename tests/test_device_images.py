@@ -58,9 +58,9 @@ def test_auto_streams_only_a_split_over_a_quarter_of_free_memory(mapped, monkeyp
     assert isinstance(device_images.device_images(mapped, CPU), ResidentImages)
     monkeypatch.setattr(device_images, "free_memory", lambda device: 4 * size - 1)
     assert isinstance(device_images.device_images(mapped, CPU), StreamedImages)
-    assert isinstance(device_images.device_images(mapped, CPU, "off"), ResidentImages)
+    assert isinstance(device_images.device_images(mapped, CPU, stream="off"), ResidentImages)
     monkeypatch.setattr(device_images, "free_memory", lambda device: 1 << 40)
-    assert isinstance(device_images.device_images(mapped, CPU, "on"), StreamedImages)
+    assert isinstance(device_images.device_images(mapped, CPU, stream="on"), StreamedImages)
 
 
 def test_a_stage_streamed_gives_the_same_results_as_resident(tmp_path, monkeypatch):
@@ -83,3 +83,30 @@ def test_a_stage_streamed_gives_the_same_results_as_resident(tmp_path, monkeypat
 def test_an_unknown_stream_choice_is_one_line(tiny_params):
     result = runner.invoke(app, ["--params", str(tiny_params), "--stream", "sometimes", "train"])
     assert result.exit_code == 2 and "sometimes" in result.output and "Traceback" not in result.output
+
+
+def test_the_network_sees_the_central_crop_of_images_stored_larger(mapped):
+    for images in (ResidentImages(mapped, CPU, size=6), StreamedImages(mapped, CPU, size=6)):
+        batch = np.array([4, 0, 9])
+        assert torch.equal(images[batch], mapped[batch][..., 1:7, 1:7])
+        assert torch.equal(images.stored(batch), mapped[batch]) and images[2].shape == (1, 6, 6)
+
+
+def test_a_study_with_images_stored_larger_trains_at_the_image_size(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = {**TINY_PARAMS["data"], "stored_size": 12}
+    params = write_params(tmp_path / "params.yaml", {**TINY_PARAMS, "data": data})
+    for command in (["prepare"], ["train"], ["pretrain", "--method", "simclr"], ["evaluate", "--method", "simclr"]):
+        result = runner.invoke(app, ["--params", str(params), "--device", "cpu", *command])
+        assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "prepared" / "digits-12px-test0.2" / "train_x.npy").shape[-2:] == (12, 12)
+    scores = json.loads(Layout().for_seed(0).metrics("evaluate", "simclr").read_text())
+    assert 0.0 < scores["linear_P3/test_acc"] <= 1.0
+
+
+def test_stored_smaller_than_the_input_is_one_line(tmp_path):
+    data = {**TINY_PARAMS["data"], "stored_size": 6}
+    params = write_params(tmp_path / "params.yaml", {**TINY_PARAMS, "data": data})
+    result = runner.invoke(app, ["--params", str(params), "prepare"])
+    assert result.exit_code == 2 and "data.stored_size=6 is smaller than data.image_size=8" in result.output
+    assert "Traceback" not in result.output

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gsimclr.augment import ViewAugment, color_jitter, random_resized_crop
+from gsimclr.augment import ViewAugment, center_crop, color_jitter, random_resized_crop
 from gsimclr.models.autoencoder import DenoisingAutoencoder
 from gsimclr.models.backbones import build_backbone
 from gsimclr.models.heads import SimCLRNet
@@ -52,3 +52,16 @@ def test_full_crop_and_neutral_jitter_are_identity():
     x = torch.rand(4, 3, 12, 12)
     torch.testing.assert_close(random_resized_crop(x, (1.0, 1.0), ratio=(1.0, 1.0)), x, atol=1e-5, rtol=0)
     torch.testing.assert_close(color_jitter(x, strength=0.0, p=1.0), x, atol=1e-5, rtol=0)
+
+
+def test_views_of_images_stored_larger_come_out_at_the_network_size():
+    torch.manual_seed(0)
+    stored = torch.rand(6, 3, 14, 14)
+    cropped = ViewAugment(crop_scale=(0.3, 1.0), color_strength=0.0, grayscale_p=0.0, size=12)(stored)
+    assert cropped.shape == (6, 3, 12, 12)
+    uncropped = ViewAugment(flip=False, color_strength=0.0, grayscale_p=0.0, size=12)(stored)
+    torch.testing.assert_close(uncropped, stored[..., 1:13, 1:13])  # no crop asked: the central crop
+    assert torch.equal(center_crop(stored, 14), stored)
+    # The whole stored image is a crop candidate: a full-area crop resamples all 14 x 14 pixels to 12 x 12.
+    whole = random_resized_crop(stored, (1.0, 1.0), ratio=(1.0, 1.0), size=12)
+    torch.testing.assert_close(whole.mean((2, 3)), stored.mean((2, 3)), atol=0.02, rtol=0)

@@ -27,11 +27,12 @@ def simclr_net(cfg: ModelConfig, channels: int) -> SimCLRNet:
     return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
 
-def view_augment(cfg: AugmentConfig) -> ViewAugment:
-    """SimCLR's views as `pretrain.augment` configures them."""
-    return ViewAugment(**cfg.model_dump())  # the section has exactly ViewAugment's fields
+def view_augment(cfg: AugmentConfig, size: int) -> ViewAugment:
+    """SimCLR's views as `pretrain.augment` configures them, `size` x `size` (`data.image_size`)."""
+    return ViewAugment(**cfg.model_dump(), size=size)  # the section has ViewAugment's other fields
 
 
-def classifier_augment(cfg: ClassifierConfig) -> ViewAugment:
-    """Crop and flip only (no colour distortion): the standard augmentation of supervised training."""
-    return ViewAugment(flip=cfg.flip, crop_scale=cfg.crop_scale, color_strength=0.0, grayscale_p=0.0)
+def classifier_augment(cfg: ClassifierConfig, size: int) -> ViewAugment:
+    """Crop and flip only (no colour distortion), `size` x `size`: the standard augmentation of supervised
+    training."""
+    return ViewAugment(flip=cfg.flip, crop_scale=cfg.crop_scale, color_strength=0.0, grayscale_p=0.0, size=size)

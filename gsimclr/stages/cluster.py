@@ -38,10 +38,10 @@ def load_autoencoder(ctx: StageContext) -> DenoisingAutoencoder:
 
 def image_features(ctx: StageContext, images: torch.Tensor) -> np.ndarray:
     """One row per training image: pooled autoencoder bottleneck, or raw pixels for the baseline."""
-    if ctx.params.cluster.features == "pixels":
-        return to_float(images).flatten(1).numpy().astype(np.float64)
-    model = load_autoencoder(ctx)
     on_device = ctx.on_device(images)
+    if ctx.params.cluster.features == "pixels":
+        return to_float(on_device[:]).flatten(1).cpu().numpy().astype(np.float64)
+    model = load_autoencoder(ctx)
     features = map_batches(lambda idx: model.features(to_float(on_device[idx])).cpu(), len(images), 256, "features")
     return features.numpy().astype(np.float64)
 

@@ -47,8 +47,9 @@ class StageContext:
         return prepared.load(cfg, self.layout.prepared_data(prepared.dataset_key(cfg)))
 
     def on_device(self, host: torch.Tensor) -> DeviceImages:
-        """A split indexed by batch on this stage's device: resident where it fits, else streamed."""
-        return device_images(host, self.device, self.stream)
+        """A split indexed by batch on this stage's device (resident where it fits, else streamed), seen by
+        the network at `data.image_size`."""
+        return device_images(host, self.device, self.params.data.image_size, self.stream)
 
     def config_hash(self, data: ImageSplits, inputs: Sequence[Path] = ()) -> str:
         """Identity of a resume checkpoint: the declared params, the training data it saw, the bytes of the

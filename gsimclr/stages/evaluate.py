@@ -139,7 +139,7 @@ class Evaluation:
             weight_decay=cfg.weight_decay,
         )
         scheduler = warmup_cosine(optimizer, 0, cfg.epochs * math.ceil(len(indices) / cfg.batch_size))
-        augment = build.classifier_augment(cfg)
+        augment = build.classifier_augment(cfg, ctx.params.data.image_size)
         train_y = self.data.train_y.to(ctx.device)
 
         def predict(images: DeviceImages, indices: np.ndarray) -> np.ndarray:
@@ -149,7 +149,7 @@ class Evaluation:
             ).numpy()
 
         def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
-            return {"loss": F.cross_entropy(model(augment(to_float(self.train_x[idx]))), train_y[idx])}
+            return {"loss": F.cross_entropy(model(augment(to_float(self.train_x.stored(idx)))), train_y[idx])}
 
         def validate(epoch: int) -> dict[str, float]:
             return {
@@ -241,7 +241,7 @@ def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
                 "supervised", build.backbone(params.model, data.channels), False, params.evaluate.supervised, split.fit
             )
         elif method == PIXELS:
-            run.probe(f"linear_{PIXELS}", data.train_x.flatten(1).float(), data.test_x.flatten(1).float())
+            run.probe(f"linear_{PIXELS}", run.train_x[:].flatten(1).float(), run.test_x[:].flatten(1).float())
         elif method == "random_init":
             evaluate_network(run, build.simclr_net(params.model, data.channels).to(ctx.device), pretrained=False)
         elif pretrained is not None:

@@ -125,14 +125,14 @@ def contrastive_step(
     """Batch indices -> NT-Xent of two augmented views of every image (SimCLR, Chen et al. 2020, Alg. 1);
     data-parallel ranks each embed a shard and the loss sees the gathered batch."""
     cfg, guidance = ctx.params.pretrain, ctx.params.guidance if method == "gsimclr" else None
-    augment = build.view_augment(cfg.augment)
+    augment = build.view_augment(cfg.augment, ctx.params.data.image_size)
     false_negatives = guidance.false_negatives if guidance is not None else "keep"
     tau_plus = guidance.tau_plus if guidance is not None else 0.0
     uses_labels = false_negatives in ("cancel", "attract")
 
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
         local, sizes = world.shard(idx)
-        x = to_float(images[local])
+        x = to_float(images.stored(local))  # the views are cropped from the whole stored image
         with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
         clusters = torch.as_tensor(labels.current[idx]) if uses_labels and labels is not None else None
