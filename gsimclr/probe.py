@@ -6,6 +6,10 @@ regularisation chosen on a validation split. Being convex, it reaches the same o
 initialisation or the feature scale (after standardisation), so two representations differ by what they
 encode, not by how an SGD probe happened to train on them. Every row of the results, the controls
 (random-init backbone, raw pixels) included, goes through this one function.
+
+The fits run with one BLAS thread: numpy and scipy each load their own OpenBLAS, and their two thread
+pools spin against each other on these small matrices. On a 2-core Xeon the five fits of a 256-feature
+probe on 1,300 images took 9.2 s with the default threads and 0.94 s with one (same solutions).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,13 @@ def linear_probe(
     """
     best = None
     by_c: dict[float, float] = {}
-    for c in sorted(c_grid):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
-        model.fit(fit_x, fit_y)
-        by_c[c] = float((model.predict(val_x) == val_y).mean())
-        if best is None or by_c[c] > by_c[best[0]]:
-            best = (c, model)
-    assert best is not None  # c_grid has at least one value (validated in the config)
-    c, model = best
-    return ProbeResult(c=c, val_acc=by_c[c], val_acc_by_c=by_c, test_predictions=model.predict(test_x))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for c in sorted(c_grid):
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
+            model.fit(fit_x, fit_y)
+            by_c[c] = float((model.predict(val_x) == val_y).mean())
+            if best is None or by_c[c] > by_c[best[0]]:
+                best = (c, model)
+        assert best is not None  # c_grid has at least one value (validated in the config)
+        c, model = best
+        return ProbeResult(c=c, val_acc=by_c[c], val_acc_by_c=by_c, test_predictions=model.predict(test_x))
