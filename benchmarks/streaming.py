@@ -89,7 +89,6 @@ def pretrain_steps(images: DeviceImages, batch_size: int, steps: int, on_step=No
 
 def child(folder: Path, mode: str, batch_size: int, steps: int) -> None:
     """One capped run: pretraining steps, then features of every image (the kNN monitor's pass)."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 2)))
     data = read_prepared(folder)
     cpu = torch.device("cpu")
     images: DeviceImages = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, TypeGuard
 
 Method = Literal["simclr", "gsimclr"]
 """A pretraining method: SimCLR's random batches or G-SimCLR's pseudo-label-guided ones."""
@@ -23,6 +23,11 @@ MetricsName = Literal["autoencoder", "cluster", "pretrain", "evaluate"]
 ImageFormat = Literal["csv", "png"]
 ResultFigure = Literal["accuracy_by_seed", "pretrain_loss", "knn_monitor"]
 ClusterFigure = Literal["cluster_sizes", "cluster_tsne"]
+
+
+def is_pretrained(method: str) -> TypeGuard[Method]:
+    """Whether `evaluate --method` names a pretrained network (the others are the baseline and controls)."""
+    return method in ("simclr", "gsimclr")
 
 METHODS: tuple[Method, ...] = ("simclr", "gsimclr")
 CONTROLS: tuple[Control, ...] = ("random_init", "pixels")

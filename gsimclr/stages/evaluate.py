@@ -32,7 +32,7 @@ from gsimclr.config import ClassifierConfig
 from gsimclr.data import ImageSplits, LabelSplit, split_indices, stratified_subset, to_float
 from gsimclr.device_images import DeviceImages, reading_ahead
 from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
-from gsimclr.layout import Classifier, EvalMethod, Method, Stage
+from gsimclr.layout import Classifier, EvalMethod, Method, Stage, is_pretrained
 from gsimclr.metrics import EvaluationMetrics, RowScores, epoch_curves
 from gsimclr.models.backbones import feature_dim
 from gsimclr.models.heads import TAPS, SimCLRNet
@@ -62,7 +62,7 @@ def classifier_loop(
 ) -> LoopConfig:
     """Epochs, early stopping on validation accuracy, checkpoint and identity of one trained classifier."""
     files = ctx.layout.classifier_training(method, name)
-    inputs = [ctx.layout.pretrained(method)] if method == "simclr" or method == "gsimclr" else []
+    inputs = [ctx.layout.pretrained(method)] if is_pretrained(method) else []
     return LoopConfig(
         desc=f"evaluate_{method}_{name}",
         epochs=cfg.epochs,
@@ -226,7 +226,7 @@ def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
     params = ctx.params
     data = ctx.dataset()
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
-    pretrained = load_pretrained(ctx, method, data.channels) if method == "simclr" or method == "gsimclr" else None
+    pretrained = load_pretrained(ctx, method, data.channels) if is_pretrained(method) else None
     resumed = [
         resumable_run_id(classifier_loop(ctx, data, method, name, getattr(params.evaluate, name)))
         for name in trained_classifiers(method)
