@@ -181,8 +181,10 @@ class PretrainConfig(Section):
     temperature: PositiveFloat = 0.1
     augment: AugmentConfig = AugmentConfig()
     knn: KnnMonitorConfig = KnnMonitorConfig()
-    precision: Literal["fp32", "bf16"] = "fp32"
-    """bf16: autocast forward passes to bfloat16 (GPUs with bf16 support; the loss stays fp32)."""
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    """bf16: autocast forward passes to bfloat16 (the loss stays fp32); auto: bf16 where the device computes
+    it natively (`gsimclr.device.native_bf16`: GPUs from Ampere on, CPUs with AMX or AVX512-BF16), fp32
+    elsewhere, where bf16 would be emulated and slower. The precision a run used is logged with it."""
     compile: bool = False
     """Compile the network with torch.compile (pays a one-off compile time; worth it on GPUs)."""
 

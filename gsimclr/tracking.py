@@ -234,6 +234,10 @@ class StageRun:
         except Exception as exc:  # noqa: BLE001 (MLflow raises many types for an unreachable or locked store)
             print(f"warning: could not log {len(metrics)} metric(s) to MLflow ({type(exc).__name__}); continuing")
 
+    def set_tag(self, key: str, value: str) -> None:
+        """Tag the run with something decided at run time (e.g. the precision `auto` resolved to)."""
+        mlflow.set_tag(key, value)
+
     def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:
         """Log a file that already exists as a DVC output (a model, a table)."""
         mlflow.log_artifact(str(path), artifact_path=folder)
@@ -305,6 +309,9 @@ class NullRun(StageRun):
         super().__init__(None)
 
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
+        pass
+
+    def set_tag(self, key: str, value: str) -> None:
         pass
 
     def log_artifact(self, path: Path, folder: Optional[str] = None) -> None:

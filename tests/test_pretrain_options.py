@@ -3,10 +3,12 @@
 import json
 
 import pytest
+import torch
 from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
+from gsimclr.device import resolve_precision
 
 
 def test_bf16_autocast_trains(tmp_path, monkeypatch):
@@ -100,3 +102,16 @@ def test_the_standard_recipe_trains_and_the_knn_monitor_writes_its_curve(tmp_pat
         == 0
     )
     assert (tmp_path / "plots" / "seed0" / "pretrain_simclr_knn.csv").read_text().splitlines() == ["epoch,knn_val_acc"]
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda native=native: native)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda native=native: native)
+        assert resolve_precision("auto", cpu) == expected
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the private checks: fp32
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("auto", torch.device("meta")) == "fp32"

@@ -17,6 +17,7 @@ from gsimclr import plots
 from gsimclr.clustering import cluster_quality
 from gsimclr.config import PretrainConfig
 from gsimclr.data import ImageSplits, split_indices, to_float
+from gsimclr.device import resolve_precision
 from gsimclr.device_images import DeviceImages, reading_ahead
 from gsimclr.distributed import World, check_batch, join_world, wrap_model
 from gsimclr.engine import SEED_STRIDE, LoopConfig, Training, fit, map_batches, resumable_run_id
@@ -126,6 +127,7 @@ def contrastive_step(
     data-parallel ranks each embed a shard and the loss sees the gathered batch."""
     cfg, guidance = ctx.params.pretrain, ctx.params.guidance if method == "gsimclr" else None
     augment = build.view_augment(cfg.augment, ctx.params.data.image_size)
+    bf16 = resolve_precision(cfg.precision, ctx.device) == "bf16"
     false_negatives = guidance.false_negatives if guidance is not None else "keep"
     tau_plus = guidance.tau_plus if guidance is not None else 0.0
     uses_labels = false_negatives in ("cancel", "attract")
@@ -133,7 +135,7 @@ def contrastive_step(
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
         local, sizes = world.shard(idx)
         x = to_float(images.stored(local))  # the views are cropped from the whole stored image
-        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
             z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
         clusters = torch.as_tensor(labels.current[idx]) if uses_labels and labels is not None else None
         loss = nt_xent(
@@ -208,6 +210,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
         STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main
     ) as tracker:
         log_training_data(tracker, ctx, data)
+        tracker.set_tag("precision", resolve_precision(cfg.precision, ctx.device))
         result = fit(
             Training(
                 model=model,
