@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from gsimclr.augment import ViewAugment, center_crop, color_jitter, random_resized_crop
+from gsimclr.config import ModelConfig
 from gsimclr.models.autoencoder import DenoisingAutoencoder
 from gsimclr.models.backbones import build_backbone
 from gsimclr.models.heads import SimCLRNet
+from gsimclr.stages import build
 
 
 @pytest.mark.parametrize("head_batchnorm", [False, True])
@@ -65,3 +67,17 @@ def test_views_of_images_stored_larger_come_out_at_the_network_size():
     # The whole stored image is a crop candidate: a full-area crop resamples all 14 x 14 pixels to 12 x 12.
     whole = random_resized_crop(stored, (1.0, 1.0), ratio=(1.0, 1.0), size=12)
     torch.testing.assert_close(whole.mean((2, 3)), stored.mean((2, 3)), atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_every_network_the_stages_build_takes_the_configured_layout(channels_last):
+    cfg = ModelConfig(backbone="cifar_resnet", blocks_per_stage=1, channels_last=channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    for net in (build.backbone(cfg, 3), build.simclr_net(cfg, 3)):  # the supervised baseline's, SimCLR's
+        convs = [p for p in net.parameters() if p.dim() == 4]
+        assert convs and all(p.is_contiguous(memory_format=layout) for p in convs)
+    x = torch.rand(2, 3, 16, 16)  # inputs need no conversion: the output is the same either way
+    torch.manual_seed(0)
+    plain = build.simclr_net(ModelConfig(backbone="cifar_resnet", blocks_per_stage=1), 3).eval()
+    torch.manual_seed(0)
+    torch.testing.assert_close(build.simclr_net(cfg, 3).eval()(x), plain(x), atol=1e-5, rtol=1e-4)

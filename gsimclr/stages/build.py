@@ -16,15 +16,16 @@ from gsimclr.models.heads import SimCLRNet
 
 
 def backbone(cfg: ModelConfig, channels: int) -> nn.Module:
-    """The `model` section's backbone, untrained."""
-    return build_backbone(cfg.backbone, channels, cfg.blocks_per_stage, cfg.cifar_stem)
+    """The `model` section's backbone, untrained, in its memory layout (convolutions follow their weights'
+    layout, so inputs need no conversion)."""
+    net = build_backbone(cfg.backbone, channels, cfg.blocks_per_stage, cfg.cifar_stem)
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
 
 def simclr_net(cfg: ModelConfig, channels: int) -> SimCLRNet:
-    """Backbone + projection head of the `model` section, untrained, in its memory layout (convolutions
-    follow their weights' layout, so inputs need no conversion)."""
-    net = SimCLRNet(backbone(cfg, channels), cfg.head_dims, cfg.head_batchnorm)
-    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
+    """Backbone + projection head of the `model` section, untrained (every network the stages build, the
+    supervised baseline's included, comes from `backbone`)."""
+    return SimCLRNet(backbone(cfg, channels), cfg.head_dims, cfg.head_batchnorm)
 
 
 def view_augment(cfg: AugmentConfig, size: int) -> ViewAugment:
