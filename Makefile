@@ -31,11 +31,14 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-## Throughput against the bare model step, k-means at CIFAR-10 scale (prints the machine; never fails on speed).
+## Throughput against the bare model step, k-means at CIFAR-10 scale, prepared and streamed data, stage start-up
+## (each prints the machine; none fails on speed).
 benchmark: install
 	$(BIN)/python -m benchmarks.pretrain_throughput
 	$(BIN)/python -m benchmarks.clustering
 	$(BIN)/python -m benchmarks.prepared_data
+	$(BIN)/python -m benchmarks.streaming
+	$(BIN)/python -m benchmarks.startup
 
 ## Local state only: models, checkpoints and the MLflow store. The committed reports (metrics/, plots/,
 ## runs/, results/) stay; `dvc repro` rebuilds what was removed.

@@ -6,9 +6,10 @@ uint8 -> float, per-image augmentation of two views, forward, NT-Xent, backward,
 with the full step broken down by part. Prints images/s and the ratio full / bare (target <= 1.10
 on CPU), and the cost of one kNN-monitor measurement (`pretrain.knn`: features of every training image
 in eval mode + the weighted kNN vote) against one pretraining epoch of the same images (target <= 5 %
-at the monitoring interval). Not a test: it never fails on speed.
+at the monitoring interval). With `--layouts`, the bare step in the channels-last layout and with bf16
+autocast (where the device computes bf16 natively) against the default. Not a test: it never fails on speed.
 
-    python benchmarks/pretrain_throughput.py [--batch-size 256] [--steps 5] [--device auto]
+    python -m benchmarks.pretrain_throughput [--batch-size 256] [--steps 5] [--device auto] [--layouts]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from benchmarks.machine import describe, peak_memory
 from gsimclr.augment import ViewAugment
 from gsimclr.config import ModelConfig
 from gsimclr.data import to_float
-from gsimclr.device import select_device
+from gsimclr.device import native_bf16, select_device
 from gsimclr.engine import map_batches
 from gsimclr.knn import knn_accuracy
 from gsimclr.losses import nt_xent
@@ -33,6 +34,7 @@ from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler
 from gsimclr.stages import build
 
 CONFIGS = {
+    "cifar_resnet@16 (digits quickstart)": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=1), 16),
     "cifar_resnet@32": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=2), 32),
     "resnet18@32 (cifar stem)": (ModelConfig(backbone="resnet18", cifar_stem=True), 32),
     "resnet18@48": (
@@ -41,7 +43,13 @@ CONFIGS = {
     ),
     "resnet18@64": (ModelConfig(backbone="resnet18", cifar_stem=False), 64),
 }
-KNN_IMAGES = {"cifar_resnet@32": 50_000, "resnet18@32 (cifar stem)": 50_000, "resnet18@48": 1_250, "resnet18@64": 1_250}
+KNN_IMAGES = {
+    "cifar_resnet@16 (digits quickstart)": 1_437,
+    "cifar_resnet@32": 50_000,
+    "resnet18@32 (cifar stem)": 50_000,
+    "resnet18@48": 1_250,
+    "resnet18@64": 1_250,
+}
 """Training-set size the kNN monitor is measured at: CIFAR-10 for the 32 px configs, the ImageNet subset otherwise."""
 AUGMENT = ViewAugment(flip=True, crop_scale=(0.2, 1.0), color_strength=0.5, grayscale_p=0.2)
 
@@ -58,14 +66,17 @@ def make_model(cfg: ModelConfig, device: torch.device):
     return model, optimizer
 
 
-def bare_step_seconds(cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device) -> float:
+def bare_step_seconds(
+    cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device, bf16: bool = False
+) -> float:
     model, optimizer = make_model(cfg, device)
     views = torch.rand(2 * batch, 3, size, size, device=device)
     for i in range(steps + 1):  # the first step warms up kernels and allocators
         if i == 1:
             sync(device)
             start = time.perf_counter()
-        z = model(views)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            z = model(views).float()
         loss = z.square().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -119,6 +130,20 @@ def full_step_seconds(
     return total / steps, {k: v / steps for k, v in parts.items()}
 
 
+def layouts_and_precision(cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device) -> str:
+    """The bare step in the default layout (fp32), channels-last (`model.channels_last`) and channels-last
+    with bf16 autocast (`pretrain.precision`), where the device computes bf16 natively; ratios to the first."""
+    base = bare_step_seconds(cfg.model_copy(update={"channels_last": False}), size, batch, steps, device)
+    last = cfg.model_copy(update={"channels_last": True})
+    parts = [
+        f"contiguous fp32 {base:.3f} s",
+        f"channels_last {base / bare_step_seconds(last, size, batch, steps, device):.2f}x",
+    ]
+    if native_bf16(device):
+        parts.append(f"channels_last + bf16 {base / bare_step_seconds(last, size, batch, steps, device, True):.2f}x")
+    return "  layout/precision (speed-up of the bare step): " + ", ".join(parts)
+
+
 def sampler_share(batch: int, per_image_s: float, items: int = 50_000) -> str:
     """Cost of drawing one epoch of guided batches for `items` images, against that epoch's training time."""
     sampler = GuidedBatchSampler(np.random.default_rng(0).integers(0, 64, items), batch, 0)
@@ -159,6 +184,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--knn-every", type=int, default=5, help="monitoring interval the kNN share is amortised over")
+    parser.add_argument("--layouts", action="store_true", help="also time channels-last and bf16 against the default")
     args = parser.parse_args()
     device = select_device(args.device)
     print(describe(device))
@@ -177,6 +203,8 @@ def main() -> None:
                 f"ratio full/bare {full / bare:.2f}  [{breakdown}]"
             )
         print(knn_monitor_share(cfg, size, KNN_IMAGES[name], full / args.batch_size, args.knn_every, device))
+        if args.layouts:
+            print(layouts_and_precision(cfg, size, args.batch_size, args.steps, device))
     print("\n" + sampler_share(args.batch_size, fastest_per_image))
     print(peak_memory(device))
 
