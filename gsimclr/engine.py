@@ -186,6 +186,8 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
         disable=None if loop.writer else True,
     )
     stopped_early = False
+    if loop.log_file is not None and loop.writer:  # the first checkpoint may come epochs after the first log line
+        loop.log_file.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(progress.epoch + 1, loop.epochs + 1):
         torch.manual_seed(epoch_seed(loop.seed, epoch))
         batches = run.batches(epoch)

@@ -29,6 +29,7 @@ def is_pretrained(method: str) -> TypeGuard[Method]:
     """Whether `evaluate --method` names a pretrained network (the others are the baseline and controls)."""
     return method in ("simclr", "gsimclr")
 
+
 METHODS: tuple[Method, ...] = ("simclr", "gsimclr")
 CONTROLS: tuple[Control, ...] = ("random_init", "pixels")
 """What every pretrained representation must beat: the same network untrained, and raw pixels."""

@@ -85,3 +85,12 @@ def test_checkpoint_interval_saves_every_nth_epoch_and_the_last(tmp_path):
     # on_epoch (the logger) runs after that epoch's save: a failing logger cannot lose the epoch
     assert saved == [None, 2, 2, 4, 5]
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 5
+
+
+def test_the_epoch_log_needs_no_checkpoint_to_have_made_its_folder(tmp_path):
+    folder = tmp_path / "checkpoints" / "seed0"  # made by the first checkpoint, due only at epoch 3
+    _, run = make_run()
+    loop = LoopConfig("x", epochs=2, seed=0, checkpoint=folder / "c.pt", log_file=folder / "x.log.jsonl")
+    loop.checkpoint_every, loop.config_hash = 3, "h"
+    fit(run, loop)
+    assert len((folder / "x.log.jsonl").read_text().splitlines()) == 2
