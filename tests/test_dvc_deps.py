@@ -27,7 +27,6 @@ BOOKKEEPING = {
     "gsimclr/plots.py",
     "gsimclr/layout.py",
     "gsimclr/machine.py",
-    "gsimclr/device.py",
 }
 """Modules that move bytes, log or draw, but compute nothing a stage's metrics depend on."""
 
