@@ -23,7 +23,7 @@ import torch
 from gsimclr.config import DataConfig
 from gsimclr.data import ImageSplits, decode_dataset, long_tailed, with_digest
 from gsimclr.errors import UserError
-from gsimclr.storage import atomic_open, read_json, write_json
+from gsimclr.storage import atomic_open, hash_file, read_json, write_json
 
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
 REPREPARE = "re-run `gsimclr prepare` (or `dvc repro prepare`)"
@@ -57,10 +57,7 @@ def arrays_digest(train_x: np.memmap, train_y: np.memmap) -> str:
     through the map would bring every page of the array into this process's memory)."""
     digest = hashlib.sha256()
     for array in (train_x, train_y):
-        with open(str(array.filename), "rb") as handle:
-            handle.seek(array.offset)
-            for block in iter(lambda: handle.read(1 << 24), b""):
-                digest.update(block)
+        hash_file(digest, Path(str(array.filename)), array.offset)
     return digest.hexdigest()[:16]
 
 

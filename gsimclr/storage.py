@@ -58,14 +58,20 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def hash_file(digest: Any, path: Path, offset: int = 0) -> None:
+    """Feed a file's bytes from `offset` on into `digest` (a hashlib object), 16 MiB at a time."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+
+
 def file_digest(path: Path) -> str:
     """Short SHA-256 of a file's bytes (identity of an upstream artifact); a missing file is a
     `MissingUpstreamError`."""
     digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        hash_file(digest, path)
     except FileNotFoundError:
         raise MissingUpstreamError(f"not found: {path} (run the stage that makes it first)") from None
     return digest.hexdigest()[:16]

@@ -122,12 +122,13 @@ def contrastive_step(
     images: DeviceImages,
     labels: Optional[PseudoLabels],
     world: World,
+    precision: str,
 ) -> Callable[[np.ndarray], dict[str, torch.Tensor]]:
     """Batch indices -> NT-Xent of two augmented views of every image (SimCLR, Chen et al. 2020, Alg. 1);
-    data-parallel ranks each embed a shard and the loss sees the gathered batch."""
+    data-parallel ranks each embed a shard and the loss sees the gathered batch. `precision`: the
+    resolved `pretrain.precision` (fp32 or bf16 autocast of the forward pass)."""
     cfg, guidance = ctx.params.pretrain, ctx.params.guidance if method == "gsimclr" else None
     augment = build.view_augment(cfg.augment, ctx.params.data.image_size)
-    bf16 = resolve_precision(cfg.precision, ctx.device) == "bf16"
     false_negatives = guidance.false_negatives if guidance is not None else "keep"
     tau_plus = guidance.tau_plus if guidance is not None else 0.0
     uses_labels = false_negatives in ("cancel", "attract")
@@ -135,7 +136,7 @@ def contrastive_step(
     def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
         local, sizes = world.shard(idx)
         x = to_float(images.stored(local))  # the views are cropped from the whole stored image
-        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
         clusters = torch.as_tensor(labels.current[idx]) if uses_labels and labels is not None else None
         loss = nt_xent(
@@ -205,19 +206,20 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     model = wrap_model(cast(nn.Module, torch.compile(net)) if cfg.compile else net, world, ctx.device)
     optimizer, scheduler = sgd_warmup_cosine(cfg, model, len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed)))
     monitor = knn_monitor(ctx, net, data, images)
+    precision = resolve_precision(cfg.precision, ctx.device)
     loop = pretrain_loop(ctx, method, data, world)
     with stage_run(
         STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main
     ) as tracker:
         log_training_data(tracker, ctx, data)
-        tracker.set_tag("precision", resolve_precision(cfg.precision, ctx.device))
+        tracker.set_tag("precision", precision)
         result = fit(
             Training(
                 model=model,
                 optimizer=optimizer,
                 scheduler=scheduler,
                 batches=reading_ahead(images, epoch_batches(ctx, len(images), labels), lambda b: world.shard(b)[0]),
-                step=contrastive_step(ctx, method, model, images, labels, world),
+                step=contrastive_step(ctx, method, model, images, labels, world, precision),
                 batch_metrics=batch_diagnostics(data.train_y.numpy(), labels),
                 validate=monitor,
                 on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),
