@@ -16,7 +16,16 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
+def cpu_kind() -> str:
+    """The CPU's numeric kind, e.g. `x86_64-avx2` or `x86_64-avx512-amx`: the vector width torch's kernels
+    dispatch to, plus AMX. fp32 kernels of another width sum in another order, so results are bit-identical
+    only between machines of one kind (measured: README, Reproducibility)."""
+    capability = torch.backends.cpu.get_cpu_capability().lower().replace(" ", "")
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()  # torch.cpu's, private since 2.3
+    return f"{platform.machine()}-{capability}" + ("-amx" if amx else "")
+
+
 def hardware() -> str:
     """One line naming the machine a figure came from."""
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu_name()} ({torch.get_num_threads()} threads){gpu}, torch {torch.__version__}"
+    return f"{cpu_name()} [{cpu_kind()}] ({torch.get_num_threads()} threads){gpu}, torch {torch.__version__}"

@@ -1,14 +1,26 @@
-"""Refactoring guard: a tiny digits study must write the metrics it wrote before (tests/golden/).
+"""Refactoring guard: a tiny digits study must write the metrics it wrote before (tests/golden/digits_tiny/).
 
-Every stage's metrics JSON of one seed, compared key by key. A change that alters a number (a different
-RNG draw, a reordered reduction, a changed default) fails here; a deliberate change regenerates the file
-with `python tests/test_golden_metrics.py` and says why in its commit.
+Every stage's metrics JSON of one seed, compared key by key, in two ways:
+
+- **Exactly, on the CPU kind that made the golden file** (`gsimclr.machine.cpu_kind`: one file per kind).
+  fp32 kernels of another vector width (AVX2, AVX-512) sum in another order; a last-digit difference in
+  the autoencoder moves one image to another cluster and two epochs of training amplify it, so only a
+  machine of the same kind can hold every number. A change that alters a number (a different RNG draw, a
+  reordered reduction, a changed loss or sampler) fails here.
+- **Within measured drift, on every kind**, against every golden file: the metrics upstream of training's
+  amplification (the autoencoder, the pseudo labels' quality and the samplers' batch statistics, the
+  pixels, untrained and supervised rows) with tolerances a few times the drift measured between the
+  2-core AMD EPYC (AVX2) and the 2-core Xeon (AVX-512, AMX); each tolerance states that drift.
+
+A deliberate change regenerates this kind's file with `python tests/test_golden_metrics.py` (and the other
+kinds' files on their machines) and says why in its commit.
 """
 
 import json
 import math
 import os
 import sys
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
@@ -19,12 +31,31 @@ from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
+from gsimclr.machine import cpu_kind
 
 pytestmark = pytest.mark.slow
-GOLDEN = Path(__file__).parent / "golden" / "digits_tiny_metrics.json"
+GOLDEN = Path(__file__).parent / "golden" / "digits_tiny"
 RELATIVE, ABSOLUTE = 1e-5, 1e-6
-"""Accuracies are multiples of 1/n and must match; sums (k-means inertia, losses) may differ in the last
-float32 digits with the number of threads that reduced them."""
+"""Same kind: accuracies are multiples of 1/n and must match; sums (k-means inertia, losses) may differ in
+the last float32 digits with the number of threads that reduced them."""
+
+CROSS_KIND: tuple[tuple[str, str, float], ...] = (
+    # (metrics file, key pattern, absolute tolerance); the first matching row decides, and a key that no
+    # row matches is compared exactly. Drift = |AVX2 - AVX-512| measured on the two golden files.
+    ("autoencoder.json", "*_loss", 1e-5),  # drift 1.2e-7 (val_loss); epochs are exact
+    ("cluster.json", "inertia", 0.1),  # drift 0.0087 of 64.59
+    ("cluster.json", "ari", 0.005),  # drift 0.00085: one image in another cluster
+    ("cluster.json", "nmi", 0.005),  # drift 0.0007
+    ("cluster.json", "*_pairs", 0.2),  # drift <= 0.056 pairs per batch; guided vs random differ by 6
+    ("cluster.json", "*_distinct_pseudo_labels", 0.2),  # drift <= 0.022; guided vs random differ by 4
+    ("evaluate_random_init.json", "linear_P3/*", 0.03),  # drift 0.0028 (one test image), 0.028 in a class
+    ("evaluate_pixels.json", "*", 0.0),  # drift 0: no network, the same probe
+    ("evaluate_supervised.json", "*", 0.0),  # drift 0 at one epoch
+    ("evaluate_random_init.json", "*", 0.0),  # drift 0 at P1/P2 and the one-epoch from-scratch control
+    ("pretrain_simclr.json", "same_class_pairs_per_batch", 0.0),  # drift 0: the random sampler's draws
+)
+"""Pretraining and the pretrained rows sit downstream of two amplifying epochs (the SimCLR loss moved by
+0.09 and P1 by 4 points between the kinds): across kinds only their keys and ranges are checked."""
 
 
 def run_tiny_study(root: Path) -> dict[str, dict[str, float]]:
@@ -45,6 +76,18 @@ def run_tiny_study(root: Path) -> dict[str, dict[str, float]]:
     return {path.name: json.loads(path.read_text()) for path in sorted((root / "metrics" / "seed0").glob("*.json"))}
 
 
+def cross_kind_tolerance(name: str, key: str) -> float | None:
+    """The absolute tolerance of `key` in metrics file `name` across CPU kinds; None: not compared."""
+    for file, pattern, tolerance in CROSS_KIND:
+        if file == name and fnmatchcase(key, pattern):
+            return tolerance
+    return None
+
+
+def golden_files() -> dict[str, dict[str, dict[str, float]]]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(GOLDEN.glob("*.json"))}
+
+
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory) -> tuple[Path, dict[str, dict[str, float]]]:
     root = tmp_path_factory.mktemp("golden")
@@ -59,9 +102,12 @@ def tiny_study(tmp_path_factory) -> tuple[Path, dict[str, dict[str, float]]]:
             os.environ["MLFLOW_TRACKING_URI"] = uri
 
 
-def test_a_tiny_digits_study_reproduces_the_golden_metrics(tiny_study):
+def test_a_tiny_digits_study_reproduces_this_cpu_kinds_golden_metrics(tiny_study):
+    path = GOLDEN / f"{cpu_kind()}.json"
+    if not path.exists():
+        pytest.skip(f"no golden file for CPU kind {cpu_kind()}: make one with `python {Path(__file__).name}`")
     _, got = tiny_study
-    want = json.loads(GOLDEN.read_text())
+    want = json.loads(path.read_text())
     assert sorted(got) == sorted(want)
     for name, metrics in want.items():
         assert sorted(got[name]) == sorted(metrics), name
@@ -71,6 +117,36 @@ def test_a_tiny_digits_study_reproduces_the_golden_metrics(tiny_study):
             if not math.isclose(got[name][key], value, rel_tol=RELATIVE, abs_tol=ABSOLUTE)
         ]
         assert not differ, "\n".join(differ)
+
+
+@pytest.mark.parametrize("kind", sorted(golden_files()))
+def test_the_metrics_upstream_of_training_match_every_kinds_golden_within_measured_drift(tiny_study, kind):
+    _, got = tiny_study
+    want = golden_files()[kind]
+    assert sorted(got) == sorted(want)
+    differ = []
+    for name, metrics in want.items():
+        assert sorted(got[name]) == sorted(metrics), name
+        for key, value in metrics.items():
+            tolerance = cross_kind_tolerance(name, key)
+            if tolerance is not None and not abs(got[name][key] - value) <= tolerance + 1e-12:
+                differ.append(f"{name} {key}: {got[name][key]} != {value} ± {tolerance}")
+            if "acc" in key:
+                assert 0.0 <= got[name][key] <= 1.0, f"{name} {key}: not a fraction"
+    assert not differ, "\n".join(differ)
+
+
+def test_the_golden_files_agree_within_the_cross_kind_tolerances():
+    """The tolerances above cover the drift measured between the kinds that made the golden files."""
+    files = list(golden_files().items())
+    assert len(files) >= 2, "the cross-kind tolerances are measured between at least two CPU kinds"
+    (_, first), *others = files
+    for _, other in others:
+        for name, metrics in first.items():
+            for key, value in metrics.items():
+                tolerance = cross_kind_tolerance(name, key)
+                if tolerance is not None:
+                    assert abs(other[name][key] - value) <= tolerance + 1e-12, f"{name} {key}"
 
 
 RUN_OF_METRICS = {"autoencoder.json": "train.json"}
@@ -90,7 +166,7 @@ def test_every_dvc_metric_is_the_final_value_of_the_same_mlflow_key(tiny_study):
         assert all(0.0 <= value <= 1.0 for key, value in metrics.items() if "acc" in key), f"{name}: not a fraction"
 
 
-if __name__ == "__main__":  # regenerate: python tests/test_golden_metrics.py
+if __name__ == "__main__":  # regenerate this CPU kind's file: python tests/test_golden_metrics.py
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,5 +176,6 @@ if __name__ == "__main__":  # regenerate: python tests/test_golden_metrics.py
             metrics = run_tiny_study(Path(tmp))
         finally:
             os.chdir(here)
-    GOLDEN.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {GOLDEN}", file=sys.stderr)
+    target = GOLDEN / f"{cpu_kind()}.json"
+    target.write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {target}", file=sys.stderr)
