@@ -283,10 +283,11 @@ def study(
 
     Example: gsimclr study pipelines/imagenet5-cpu.yaml -S data.root=/data/imagenet-5-categories
     """
-    from gsimclr.study import exp_run_command
+    from gsimclr.study import check_data_root, exp_run_command
 
     with reported_errors():
         command = exp_run_command(file, ctx.obj["params"], set_param, queue, name)
+        check_data_root(file, set_param, Path.cwd())
     typer.echo(shlex.join(command))
     if not dry_run:
         raise typer.Exit(subprocess.run(command).returncode)

@@ -320,9 +320,14 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise UserError(f"{path}: not valid YAML{where}") from None
+    return validate_params(raw, str(path))
+
+
+def validate_params(raw: object, source: str) -> Params:
+    """Validate a parsed params tree; any problem becomes a one-line `UserError` naming `source` and the key."""
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a mapping of sections at the top level")
+        raise UserError(f"{source}: expected a mapping of sections at the top level")
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(_describe(exc, str(path))) from None
+        raise UserError(_describe(exc, source)) from None

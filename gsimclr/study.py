@@ -15,8 +15,14 @@ from typing import Any, Optional
 
 import yaml
 
-from gsimclr.config import load_params
+from gsimclr.config import Params, load_params, validate_params
 from gsimclr.errors import UserError
+
+DATASET_HELP = {
+    "cifar10": "CIFAR-10 in ImageFolder layout (train/<class>/*.jpg, test/<class>/*.jpg)",
+    "imagenet_subset": "the ImageNet Subset in ImageFolder layout (train/<class>/, test/<class>/)",
+}
+"""What a study's `data.root` must hold, by the paper dataset it reproduces."""
 
 
 def leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -48,12 +54,12 @@ def hydra_value(value: Any) -> str:
     raise UserError(f"cannot express {value!r} as a DVC parameter override")
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML parameter file; a missing or invalid one is a `UserError`."""
+def read_yaml(path: Path, what: str = "study file") -> dict[str, Any]:
+    """Read a YAML parameter file (`what` names it in errors); a missing or invalid one is a `UserError`."""
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise UserError(f"study file not found: {path}") from None
+        raise UserError(f"{what} not found: {path}") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(tree, dict):
@@ -64,11 +70,53 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def overrides(study: Path, current: Path, extra: Sequence[str] = ()) -> list[str]:
     """Hydra overrides that turn `current` (params.yaml) into `study`, then the user's own `extra` ones."""
     load_params(study)  # a study with a typo fails here, before DVC starts anything
-    wanted, present = leaves(read_yaml(study)), leaves(read_yaml(current))
+    wanted, present = leaves(read_yaml(study)), leaves(read_yaml(current, "params file"))
     removed = [f"~{key}" for key in present if key not in wanted and not any(key.startswith(f"{w}.") for w in wanted)]
     # `key=value` only overrides a key the file has; `++` also adds one the study leaves at its default
     own = [item if item.startswith(("+", "~")) else f"++{item}" for item in extra]
     return removed + [f"++{key}={hydra_value(value)}" for key, value in wanted.items()] + own
+
+
+def with_overrides(tree: dict[str, Any], extra: Sequence[str]) -> dict[str, Any]:
+    """`tree` with the user's `key=value` / `++key=value` / `~key` overrides applied (values read as YAML)."""
+    tree = json.loads(json.dumps(tree))  # a deep copy of plain YAML data
+    for item in extra:
+        deleted = item.startswith("~")
+        key, _, text = item.lstrip("+~").partition("=")
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override {item!r}: {part} is not a section")
+        if deleted:
+            node.pop(leaf, None)
+        else:
+            try:
+                node[leaf] = yaml.safe_load(text) if text else None
+            except yaml.YAMLError:
+                raise UserError(f"override {item!r}: the value is not valid YAML") from None
+    return tree
+
+
+def effective_params(study: Path, extra: Sequence[str]) -> Params:
+    """The validated parameters the experiment will run with: the study file and then the user's overrides."""
+    return validate_params(with_overrides(read_yaml(study), extra), f"{study} with -S {' '.join(extra)}".strip())
+
+
+def check_data_root(study: Path, extra: Sequence[str], cwd: Path) -> None:
+    """A study on a dataset the project does not ship needs `data.root` (after the user's overrides) to hold it:
+    say where it is expected and how to pass it, before DVC starts anything (a relative root is read from the
+    project folder `cwd`)."""
+    data = effective_params(study, extra).data
+    if data.name == "digits" or (data.name == "cifar10" and data.download):
+        return
+    root = cwd / (data.root or ".")
+    needed = ["train", "test"] if data.name == "imagefolder" else ["cifar-10-batches-py"]
+    if all((root / part).is_dir() for part in needed):
+        return
+    what = DATASET_HELP.get(data.paper_reference or "", f"the {data.name} dataset")
+    raise UserError(f"{study}: data.root={data.root} does not hold {what}; pass its folder with -S data.root=/abs/path")
 
 
 def exp_run_command(

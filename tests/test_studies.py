@@ -17,7 +17,7 @@ from gsimclr.cli import app
 from gsimclr.study import exp_run_command, overrides
 
 runner = CliRunner()
-STUDIES = ["cifar10", "imagenet5", "imagenet5-cpu", "imagenet5-cpu-strong"]
+STUDIES = ["cifar10", "cifar10-cpu", "imagenet5", "imagenet5-cpu", "imagenet5-cpu-strong"]
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -44,7 +44,8 @@ def test_extra_overrides_win_and_the_command_is_a_named_queued_experiment(tmp_pa
     assert data["root"] == "/data/imagenet-5-categories" and data["imbalance_ratio"] == 10
     command = exp_run_command(study, REPO / "params.yaml", queue=True)
     assert command[:6] == ["dvc", "exp", "run", "--name", "imagenet5-cpu", "--queue"]
-    named = runner.invoke(app, ["study", str(study), "-S", extra[0], "--name", "lt10", "--dry-run"])
+    root = write_image_folder(tmp_path / "imagenet-5-categories")
+    named = runner.invoke(app, ["study", str(study), "-S", f"data.root={root}", "--name", "lt10", "--dry-run"])
     assert named.exit_code == 0 and named.output.startswith("dvc exp run --name lt10 -S "), named.output
 
 
@@ -55,6 +56,21 @@ def test_a_study_with_a_typo_is_refused_before_dvc_runs(tmp_path):
     assert result.exit_code == 2 and "pretrain.epoch" in result.output and "Traceback" not in result.output
     missing = runner.invoke(app, ["study", str(tmp_path / "nope.yaml"), "--dry-run"])
     assert missing.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"), [("cifar10-cpu", "CIFAR-10 in ImageFolder layout"), ("imagenet5-cpu", "ImageNet Subset")]
+)
+def test_a_study_without_its_dataset_says_where_it_is_expected_before_dvc_runs(tmp_path, monkeypatch, name, expected):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    study = REPO / "pipelines" / f"{name}.yaml"
+    for extra in ([], ["data.root=/nonexistent/cifar10"], [f"++data.root={tmp_path}"]):
+        result = runner.invoke(app, ["study", str(study), *[f"-S{item}" for item in extra]])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert expected in lines[0] and "-S data.root=" in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / ".dvc").exists() and not (tmp_path / "dvc.lock").exists()  # nothing ran
 
 
 def smoke_params(name: str, data_root: str) -> dict:
