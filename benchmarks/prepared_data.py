@@ -89,7 +89,7 @@ def main() -> None:
         start = time.perf_counter()
         decoded = decode_dataset(cfg)
         decode_s = time.perf_counter() - start
-        write_prepared(decoded, root / "prepared")
+        write_prepared(decoded, root / "prepared", None)
         start = time.perf_counter()
         mapped = read_prepared(root / "prepared")
         open_s = time.perf_counter() - start

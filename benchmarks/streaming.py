@@ -171,7 +171,7 @@ def main() -> None:
         for name, count in (("small", 2_000), ("large", args.images)):
             write_folder(root / name, count, args.size)
             data = decode_dataset(DataConfig(name="imagefolder", root=str(root / name), image_size=args.size))
-            write_prepared(data, root / f"prepared-{name}")
+            write_prepared(data, root / f"prepared-{name}", None)
             folders[name] = root / f"prepared-{name}"
         large = read_prepared(folders["large"]).train_x
         decoded = large.numel() * large.element_size()

@@ -129,9 +129,11 @@ def write_json(path: Path, obj: Any) -> None:
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file a stage wrote; a missing or unreadable one is a one-line error naming `what`."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MissingUpstreamError(f"{what} not found: {path} (run the stage that makes it first)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError:
         raise UserError(f"{path} is not valid JSON") from None
 

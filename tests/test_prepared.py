@@ -1,9 +1,14 @@
 """`gsimclr prepare`: the dataset decoded once into memory-mapped arrays that every stage reads; a
 damaged array is a one-line error with a re-prepare hint, never trained on."""
 
+import copy
+import hashlib
+import json
+import shutil
+
 import numpy as np
 import pytest
-from conftest import TINY_PARAMS, write_params
+from conftest import TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
 from gsimclr import prepared as prepared_module
@@ -53,13 +58,78 @@ def test_a_truncated_array_is_one_line_with_a_re_prepare_hint(prepared):
     assert "Traceback" not in result.output and not Layout().for_seed(0).autoencoder.exists()
 
 
-def test_an_edited_array_does_not_match_its_digest(prepared):
-    _, folder = prepared
-    array = np.load(folder / "train_x.npy")
-    array[0, 0, 0, 0] ^= 1
-    np.save(folder / "train_x.npy", array)
-    with pytest.raises(UserError, match="do not match their digest"):
+@pytest.mark.parametrize("name", ["train_x", "train_y", "test_x", "test_y"])
+def test_every_edited_array_is_caught_by_its_digest(prepared, name):
+    """Labels too: test labels shifted by one (same shape, same dtype) once scored 0.28 % and exited 0."""
+    params, folder = prepared
+    array = np.load(folder / f"{name}.npy")
+    if name.endswith("_y"):
+        array = (array + 1) % len(set(array.tolist()))
+    else:
+        array[0, 0, 0, 0] ^= 1
+    np.save(folder / f"{name}.npy", array)
+    with pytest.raises(UserError, match="does not match its digest"):
         read_prepared(folder)
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "evaluate", "--method", "pixels"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "does not match its digest" in result.output
+    assert not Layout().for_seed(0).metrics("evaluate", "pixels").exists()
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        (b"[]", "expected a mapping|valid dictionary"),
+        (b"\xff\xfe{", "not UTF-8"),
+        (b'{"classes": ["a"]}', "digest"),
+    ],
+)
+def test_a_malformed_meta_json_is_one_line(prepared, meta, message):
+    _, folder = prepared
+    (folder / "meta.json").write_bytes(meta)
+    with pytest.raises(UserError, match=message):
+        read_prepared(folder)
+
+
+def test_labels_outside_the_class_list_are_refused(prepared):
+    _, folder = prepared
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["classes"] = meta["classes"][:3]  # fewer classes than the labels use
+    (folder / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="labels outside the 3 classes"):
+        read_prepared(folder)
+
+
+def image_folder_params(tmp_path, root) -> dict:
+    params = copy.deepcopy(TINY_PARAMS)
+    params["data"] = {"name": "imagefolder", "root": str(root), "image_size": 8, "val_fraction": 0.25}
+    return params
+
+
+def test_two_roots_of_one_name_never_share_a_prepared_folder(tmp_path, monkeypatch):
+    """Prepared from set1/imgs, evaluated with data.root set2/imgs: once set1's metrics, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    one = write_image_folder(tmp_path / "set1" / "imgs", classes=("a", "b", "c"))
+    two = write_image_folder(tmp_path / "set2" / "imgs", classes=("x", "y"))
+    first = write_params(tmp_path / "one.yaml", image_folder_params(tmp_path, one))
+    assert runner.invoke(app, ["--params", str(first), "prepare"]).exit_code == 0
+    keys = {dataset_key(DataConfig(**image_folder_params(tmp_path, root)["data"])) for root in (one, two)}
+    assert len(keys) == 2
+    second = write_params(tmp_path / "two.yaml", image_folder_params(tmp_path, two))
+    result = runner.invoke(app, ["--params", str(second), "--device", "cpu", "evaluate", "--method", "pixels"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics" / "seed0" / "evaluate_pixels.json").read_text())
+    assert "linear_pixels/test_acc/class1" in metrics and "linear_pixels/test_acc/class2" not in metrics
+
+
+def test_a_root_whose_files_changed_since_prepare_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = write_image_folder(tmp_path / "imgs")
+    params = write_params(tmp_path / "params.yaml", image_folder_params(tmp_path, root))
+    assert runner.invoke(app, ["--params", str(params), "prepare"]).exit_code == 0
+    shutil.copy(root / "train" / "cat" / "0.jpg", root / "train" / "cat" / "extra.jpg")
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "evaluate", "--method", "pixels"])
+    assert result.exit_code == 2 and "changed since they were prepared" in result.output, result.output
 
 
 def test_without_prepare_a_stage_decodes_the_dataset(tmp_path):
@@ -69,8 +139,10 @@ def test_without_prepare_a_stage_decodes_the_dataset(tmp_path):
 def test_the_digest_is_checked_in_chunked_reads_and_survives_a_re_prepare(prepared):
     params, folder = prepared
     decoded = load_dataset(CFG)
-    mapped = np.load(folder / "train_x.npy", mmap_mode="c"), np.load(folder / "train_y.npy", mmap_mode="c")
-    assert prepared_module.arrays_digest(*mapped) == decoded.digest  # chunked file reads = the in-memory hash
+    assert read_prepared(folder).digest == decoded.digest
+    for name in ("train_x", "test_y"):  # chunked file reads = the hash of the whole file
+        path = folder / f"{name}.npy"
+        assert prepared_module.file_hash(path) == hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     meta = (folder / "meta.json").read_bytes()
     result = runner.invoke(app, ["--params", str(params), "prepare"])  # what every `dvc repro` does
     assert result.exit_code == 0 and (folder / "meta.json").read_bytes() == meta  # same output hash for DVC
