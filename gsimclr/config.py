@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from gsimclr.errors import UserError
+from gsimclr.inputs import read_yaml
 
 
 def _check_crop_scale(scale: tuple[float, float]) -> tuple[float, float]:
@@ -312,14 +312,7 @@ def _describe(error: ValidationError, source: str) -> str:
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate a params file; any problem becomes a one-line `UserError` naming the key."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"params file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
+    raw = read_yaml(path, "params file") or {}
     return validate_params(raw, str(path))
 
 

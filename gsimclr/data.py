@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
 import struct
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -202,21 +203,19 @@ def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Ten
     are converted to RGB, and counted the same way.
     """
     from PIL import Image, UnidentifiedImageError
-    from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
     from tqdm.auto import tqdm
 
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder} (expected <root>/train/<class>/*.jpg and <root>/test/...)")
     _refuse_symlink_loops(folder)
-    try:
-        dataset = ImageFolder(str(folder))
-    except (FileNotFoundError, RuntimeError) as exc:
-        raise UserError(f"{folder}: {exc}") from None
+    classes, samples = _image_files(folder)
     transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
     images, labels, paths, skipped, converted = [], [], [], [], []
-    for path, target in tqdm(dataset.samples, desc=f"decoding {folder.name}", leave=False, disable=None):
+    for path, target in tqdm(samples, desc=f"decoding {folder.name}", leave=False, disable=None):
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named *.png would block the decoder forever
+                raise OSError(f"not a regular file: {path}")
             image, mode = _rgb_loader(path)
             images.append(transform(image))
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, struct.error):
@@ -227,16 +226,46 @@ def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Ten
         if mode not in ("RGB", "L"):
             converted.append(f"{path} ({mode})")
     if skipped:
-        print(f"warning: skipped {len(skipped)} unreadable image(s) in {folder} (first: {skipped[0]})")
+        print(f"warning: skipped {len(skipped)} unreadable image(s) in {folder} (first: {printable(skipped[0])})")
     if converted:
         print(
             f"note: converted {len(converted)} image(s) that are not 8-bit RGB or grey to RGB in {folder} "
-            f"(first: {converted[0]})"
+            f"(first: {printable(converted[0])})"
         )
-    missing = sorted(set(range(len(dataset.classes))) - set(labels))
+    missing = sorted(set(range(len(classes))) - set(labels))
     if missing:
-        raise UserError(f"{folder}: no readable image in class folder(s) {[dataset.classes[c] for c in missing]}")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), list(dataset.classes), paths
+        raise UserError(f"{folder}: no readable image in class folder(s) {[classes[c] for c in missing]}")
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, paths
+
+
+def printable(text: str) -> str:
+    """`text` as one safe line: control characters (a newline in a file name could fake an `error:` line)
+    and undecodable bytes escaped."""
+    return text if text.isprintable() else ascii(text)[1:-1]
+
+
+def _image_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (the visible sub-folders, sorted, as torchvision's ImageFolder names them) and every visible
+    image file under them with its class index. Hidden folders and files (`.ipynb_checkpoints/`, `.DS_Store`)
+    are not data; a class name that is not valid UTF-8 is kept with its bytes escaped, so plots and tables
+    can print it."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    entries = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
+    if not entries:
+        raise UserError(f"{folder}: no class folders (expected {folder}/<class>/*.jpg)")
+
+    def visible_image(path: str) -> bool:
+        return not Path(path).name.startswith(".") and path.lower().endswith(IMG_EXTENSIONS)
+
+    try:
+        samples = make_dataset(str(folder), {name: i for i, name in enumerate(entries)}, None, visible_image)
+    except FileNotFoundError as exc:
+        raise UserError(f"{folder}: {printable(str(exc).splitlines()[0])}") from None
+    samples = [
+        (path, c) for path, c in samples if not any(p.startswith(".") for p in Path(path).relative_to(folder).parts)
+    ]
+    return [printable(name) for name in entries], samples
 
 
 def _rgb_loader(path: str):

@@ -15,11 +15,13 @@ One naming scheme, one unit (README, "Metric names"):
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
 from gsimclr.errors import UserError
+from gsimclr.inputs import read_text
 from gsimclr.storage import read_json, write_csv, write_json
 
 Record = TypeVar("Record", "PretrainMetrics", "ClusterMetrics")
@@ -190,26 +192,34 @@ def write_results(path: Path, rows: list[ResultRow]) -> None:
 
 
 def read_results(path: Path) -> list[ResultRow]:
-    """The rows of a results.csv; a missing file or one of another shape is a one-line `UserError`."""
-    if not path.is_file():
+    """The rows of a results.csv; a missing, non-UTF-8 or malformed file (another shape, a short row, an empty or
+    non-finite accuracy) is a one-line `UserError` naming the line: a table with a hole never yields a verdict."""
+    if not path.exists():
         raise UserError(f"results table not found: {path} (run `gsimclr compare` or `dvc repro` first)")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not set(RESULT_COLUMNS) - {"paper", "table"} <= set(reader.fieldnames or []):
-            needed = ", ".join(sorted(set(RESULT_COLUMNS) - {"paper", "table"}))
-            raise UserError(f"{path}: not a gsimclr results.csv (needs columns {needed})")
+    reader = csv.DictReader(io.StringIO(read_text(path, "results table"), newline=""))
+    needed = set(RESULT_COLUMNS) - {"paper", "table"}
+    if not needed <= set(reader.fieldnames or []):
+        raise UserError(f"{path}: not a gsimclr results.csv (needs columns {', '.join(sorted(needed))})")
+    rows = []
+    for row in reader:
+        line = reader.line_num
+        if None in row.values() or None in row:
+            raise UserError(
+                f"{path}, line {line}: the row has {'fewer' if None in row.values() else 'more'} cells than the header"
+            )
         try:
-            return [
-                ResultRow(
-                    table=row.get("table") or "",
-                    metric=row["metric"],
-                    method=row["method"],
-                    representation=row["representation"],
-                    seed=int(row["seed"]),
-                    test_acc=float(row["test_acc"]),
-                    paper=float(row["paper"]) if row.get("paper") else None,
-                )
-                for row in reader
-            ]
+            result = ResultRow(
+                table=row.get("table") or "",
+                metric=row["metric"],
+                method=row["method"],
+                representation=row["representation"],
+                seed=int(row["seed"]),
+                test_acc=float(row["test_acc"]),
+                paper=float(row["paper"]) if row.get("paper") else None,
+            )
         except ValueError as exc:
-            raise UserError(f"{path}: not a gsimclr results.csv ({exc})") from None
+            raise UserError(f"{path}, line {line}: not a gsimclr results row ({exc})") from None
+        if not 0.0 <= result.test_acc <= 1.0:  # NaN fails this too
+            raise UserError(f"{path}, line {line}: test_acc={row['test_acc']} is not an accuracy in [0, 1]")
+        rows.append(result)
+    return rows

@@ -16,6 +16,7 @@ from typing import IO, Any, Optional, TypeVar
 import torch
 
 from gsimclr.errors import DiskFullError, MissingUpstreamError, UserError
+from gsimclr.inputs import read_text
 
 
 def _fsync_directory(folder: Path) -> None:
@@ -128,12 +129,10 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path, what: str) -> Any:
     """Read a JSON file a stage wrote; a missing or unreadable one is a one-line error naming `what`."""
+    if not path.exists():
+        raise MissingUpstreamError(f"{what} not found: {path} (run the stage that makes it first)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MissingUpstreamError(f"{what} not found: {path} (run the stage that makes it first)") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text") from None
+        return json.loads(read_text(path, what))
     except json.JSONDecodeError:
         raise UserError(f"{path} is not valid JSON") from None
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import yaml
 
+from gsimclr import inputs
 from gsimclr.config import Params, load_params, validate_params
 from gsimclr.errors import UserError
 
@@ -56,12 +57,7 @@ def hydra_value(value: Any) -> str:
 
 def read_yaml(path: Path, what: str = "study file") -> dict[str, Any]:
     """Read a YAML parameter file (`what` names it in errors); a missing or invalid one is a `UserError`."""
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    tree = inputs.read_yaml(path, what) or {}
     if not isinstance(tree, dict):
         raise UserError(f"{path} must hold a mapping of parameter sections")
     return tree
