@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -57,23 +59,47 @@ class StreamChoice(str, Enum):
 RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore a resume checkpoint and train from scratch.")]
 
 
+RESUMABLE = ("train", "pretrain", "evaluate")
+"""The stages that checkpoint their training loop; the others start again when re-run."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `kill`, schedulers and `dvc exp` send), raised where SIGINT would raise KeyboardInterrupt."""
+
+
 @contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn known failures into one line on stderr and their exit code, without a traceback."""
+def reported_errors(resumable: bool = False) -> Iterator[None]:
+    """Turn known failures into one line on stderr and their exit code, without a traceback. SIGTERM is handled
+    like Ctrl-C: one line saying what was kept and how to go on (`resumable`: whether the work has checkpoints),
+    exit 128 + the signal's number."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may install a handler
+    previous = signal.signal(signal.SIGTERM, terminate) if main_thread else None
     try:
         yield
     except (UserError, TrainingDivergedError, DiskFullError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: re-run the same command to resume from the last checkpoint", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        how = (
+            "re-run the same command to resume from the last checkpoint"
+            if resumable
+            else "this step keeps no checkpoint (finished outputs are intact): re-run the same command to redo it"
+        )
+        typer.echo(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: {how}", err=True)
+        raise typer.Exit(128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(ctx: typer.Context, name: str, stage: Callable, method: Optional[str] = None, restart: bool = False) -> Any:
     """Build the context of stage `name` (its declared params only), seed the RNGs, and run `stage` with
     its errors reported."""
-    with reported_errors():
+    with reported_errors(resumable=name in RESUMABLE):
         from gsimclr.config import load_params
         from gsimclr.device import select_device
         from gsimclr.layout import Layout

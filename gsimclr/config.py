@@ -32,6 +32,11 @@ def _check_crop_scale(scale: tuple[float, float]) -> tuple[float, float]:
     return scale
 
 
+MAX_SEED = 2**31 - 1
+"""Seeds are offset per process rank and epoch and then seed numpy, scikit-learn and torch; scikit-learn takes
+at most 2^32 - 1, so seeds stay below 2^31."""
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
 CropScale = Annotated[tuple[float, float], AfterValidator(_check_crop_scale)]
 """Area range (low, high) of a random resized crop, as a share of the image."""
 
@@ -275,7 +280,7 @@ class EvaluateConfig(Section):
 class Params(Section):
     """The whole params file (params.yaml or a study under pipelines/), validated."""
 
-    seeds: list[NonNegativeInt] = Field(default=[0], min_length=1)
+    seeds: list[Seed] = Field(default=[0], min_length=1)
     """Every stage runs once per seed (`gsimclr --seed N <stage>`); `compare` reports mean ± 95% CI over them."""
     data: DataConfig = DataConfig()
     autoencoder: AutoencoderConfig = AutoencoderConfig()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from gsimclr.errors import UserError
@@ -33,10 +35,9 @@ def select_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", name):  # torch knows more (meta, xpu, ...) that this code never runs on
+        raise UserError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)")
+    device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but CUDA is not available")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -35,8 +35,8 @@ def read_pseudo_labels(path: Path, n_images: int) -> np.ndarray:
         raise UserError(
             f"{path} labels {len(labels)} images but the training split has {n_images} (re-run `gsimclr cluster`)"
         )
-    if labels.min() < 0:
-        raise UserError(f"{path}: cluster ids must be non-negative")
+    if labels.min() < 0 or labels.max() >= n_images:  # an id of 10^12 would make np.bincount ask for TiBs
+        raise UserError(f"{path}: cluster ids must lie in [0, {n_images}) (one cluster per image at most)")
     return labels
 
 

@@ -33,6 +33,17 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """The mode `open` would give a new file under this process's umask (mkstemp's own is 0600, which would
+    hide metrics and reports from the rest of a group that shares the project)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()  # read once, at import, before any thread could create a file meanwhile
+
+
 @contextmanager
 def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
     """Write to a temporary file beside `path`, fsync, then rename over it; on error `path` is untouched.
@@ -43,6 +54,7 @@ def atomic_open(path: Path, mode: str = "w") -> Iterator[IO]:
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()

@@ -1,20 +1,28 @@
-"""Every file the project reads goes through one input layer (`gsimclr.inputs`): non-UTF-8 bytes, repeated YAML
-keys, FIFOs and other non-regular files, hidden folders and holes in a results table are one-line errors
-(exit 2) or are ignored as not data — never a hang, a traceback or a silently dropped section."""
+"""Hostile input by class. Every file the project reads goes through one input layer (`gsimclr.inputs`):
+non-UTF-8 bytes, repeated YAML keys, FIFOs and other non-regular files, hidden folders and holes in a results table
+are one-line errors (exit 2) or are ignored as not data — never a hang, a traceback or a silently dropped
+section. Ranges are checked at config load (seeds, devices, pseudo-label ids); SIGTERM is Ctrl-C; outputs
+honour the umask."""
 
 import csv
 import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
-from conftest import REPO, TINY_PARAMS, write_image_folder
+from conftest import REPO, TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
-from gsimclr.cli import app
+from gsimclr.cli import app, reported_errors
 from gsimclr.config import DataConfig
 from gsimclr.data import decode_dataset
+from gsimclr.errors import UserError
+from gsimclr.pseudo_labels import read_pseudo_labels
+from gsimclr.storage import FILE_MODE, write_json
 
 runner = CliRunner()
 
@@ -134,3 +142,53 @@ def test_a_well_formed_table_still_tabulates(tmp_path):
     path = results_csv(tmp_path / "results.csv", lambda text: text)
     result = runner.invoke(app, ["tabulate", f"a={path}", "-r", "P3"])
     assert result.exit_code == 0 and "| a | P3 | 3 |" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--device", "meta"], "unknown device 'meta'"),
+        (["--device", "xpu"], "unknown device 'xpu'"),
+        (["--device", "cuda:x"], "unknown device 'cuda:x'"),
+    ],
+)
+def test_devices_are_limited_to_what_the_code_runs_on(tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    one_line_error(runner.invoke(app, ["--params", str(params), *args, "prepare"]), needle)
+
+
+@pytest.mark.parametrize("seed", [2**32, 2**31])
+def test_a_seed_beyond_what_numpy_and_scikit_learn_take_is_a_config_error(tmp_path, monkeypatch, seed):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", {**TINY_PARAMS, "seeds": [seed]})
+    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "prepare"]), "seeds.0")
+
+
+def test_a_pseudo_label_id_beyond_the_images_is_refused(tmp_path):
+    path = tmp_path / "pseudo_labels.csv"
+    path.write_text("index,cluster\n0,1\n1,999999999999\n2,0\n")
+    with pytest.raises(UserError, match=r"cluster ids must lie in \[0, 3\)"):
+        read_pseudo_labels(path, 3)
+
+
+@pytest.mark.parametrize(("resumable", "how"), [(True, "resume from the last checkpoint"), (False, "no checkpoint")])
+def test_sigterm_is_handled_like_ctrl_c(capsys, resumable, how):
+    with pytest.raises(typer.Exit) as stopped, reported_errors(resumable):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+    assert stopped.value.exit_code == 143
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("terminated:") and how in lines[0]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_outputs_honour_the_umask(tmp_path):
+    write_json(tmp_path / "metrics.json", {"a": 1})
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == FILE_MODE == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
