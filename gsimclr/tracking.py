@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 import os
 import re
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Optional
@@ -172,22 +173,68 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 """Marks an experiment as model training, so MLflow 3's UI shows its runs rather than a GenAI overview."""
 
 
+ARTIFACT_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
+"""Where MLflow's sqlite schema keeps absolute artifact locations (it has no relative ones)."""
+
+
+def relocate_artifacts(database: Path, old: str, new: str) -> None:
+    """Point every artifact location under the artifact root `old` at `new` (file URIs and plain paths), so a
+    copied or moved project writes and reads artifacts in its own `mlruns/artifacts/`, never the original's."""
+    prefixes = [(old, new), (old.removeprefix("file://"), new.removeprefix("file://"))]
+    with closing(sqlite3.connect(database)) as connection, connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table, column in ARTIFACT_COLUMNS:
+            if table not in tables:
+                continue
+            for before, after in prefixes:
+                connection.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                    (after, len(before) + 1, len(before), before),
+                )
+
+
+def store_problem(exc: BaseException) -> str:
+    """What is wrong with a store that failed, in words, from sqlite's (or the OS's) own message."""
+    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e is not None).lower()
+    known = (
+        ("file is not a database", "corrupt: not an sqlite database"),
+        ("malformed", "corrupt: its sqlite file is damaged"),
+        ("database is locked", "locked by another process"),
+        ("readonly database", "read-only: no permission to write it"),
+        ("read-only file system", "read-only: no permission to write it"),
+        ("permission denied", "read-only: no permission to write it"),
+        ("disk is full", "the disk is full"),
+        ("no space left", "the disk is full"),
+        ("unable to open database", "cannot be opened (a missing folder, or no permission)"),
+        ("no such module", "this Python lacks the sqlite driver"),
+    )
+    return next((said for needle, said in known if needle in text), f"not reachable ({type(exc).__name__})")
+
+
 def _experiment_id(name: str, location: Optional[str], uri: str, attempts: int) -> str:
-    """The experiment's id, created (as a model-training experiment) if missing; a store that keeps
-    failing is a one-line `UserError`."""
+    """The experiment's id, created (as a model-training experiment) if missing; in the project's own store
+    (`location` given) a store copied from elsewhere is first relocated to this project. A store that keeps
+    failing is a one-line `UserError` saying what is wrong with it."""
     for attempt in range(1, attempts + 1):
         try:
             experiment = mlflow.get_experiment_by_name(name)
             if experiment is not None:
+                if location is not None and experiment.artifact_location != location:
+                    old_root = experiment.artifact_location.rsplit("/", 1)[0]
+                    relocate_artifacts(local_store() / "mlflow.db", old_root, location.rsplit("/", 1)[0])
                 if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
                     MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
                 return experiment.experiment_id
             return mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
         except Exception as exc:  # noqa: BLE001 (any failure here means the store is unusable; say which one)
             if attempt == attempts:
-                raise UserError(
-                    f"MLflow tracking store {redacted(uri)} is not reachable ({type(exc).__name__})"
-                ) from None
+                raise UserError(f"MLflow tracking store {redacted(uri)}: {store_problem(exc)}") from None
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")
 

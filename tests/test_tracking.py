@@ -1,7 +1,13 @@
 """MLflow conventions: a study's runs nest under its own comparison run, never under another study's;
-the UI hint holds no machine path."""
+the UI hint holds no machine path; a copied project keeps its own store; a failing store says what is wrong."""
+
+import os
+import shutil
+import sqlite3
 
 import mlflow
+import pytest
+from conftest import TINY_PARAMS, write_params
 from mlflow import MlflowClient
 
 from gsimclr import tracking
@@ -51,3 +57,57 @@ def test_the_project_store_keeps_artifacts_under_mlruns(tmp_path, monkeypatch):
     experiment = mlflow.get_experiment(tracking._connect(Params()))
     assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts" / "gsimclr-digits").as_uri()
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def gsimclr_in(folder, *args):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "gsimclr", "--params", "params.yaml", "--device", "cpu", *args]
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_copied_project_writes_its_runs_and_artifacts_only_into_its_own_store(tmp_path):
+    """`cp -a X Y; rm -rf X`, then a stage in Y: it once re-created X/mlruns/artifacts/ and wrote there."""
+    original, copy = tmp_path / "X", tmp_path / "Y"
+    original.mkdir()
+    write_params(original / "params.yaml", TINY_PARAMS)
+    for stage in ("prepare", "train"):
+        assert gsimclr_in(original, stage).returncode == 0
+    shutil.copytree(original, copy, symlinks=True)
+    shutil.rmtree(original)
+    result = gsimclr_in(copy, "cluster")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not original.exists()
+    mlflow.set_tracking_uri(f"sqlite:///{copy / 'mlruns' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["gsimclr-digits"])
+    assert len(runs) == 2 and all(uri.startswith((copy / "mlruns").as_uri()) for uri in runs["artifact_uri"])
+    cluster = runs[runs["tags.stage"] == "cluster"].iloc[0]
+    assert any((copy / "mlruns" / "artifacts").rglob("*.png")) and cluster["artifact_uri"].endswith("/artifacts")
+
+
+def test_a_corrupt_store_says_so_in_one_line(tmp_path):
+    write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    (tmp_path / "mlruns").mkdir()
+    (tmp_path / "mlruns" / "mlflow.db").write_bytes(b"this is no sqlite database" * 100)
+    result = gsimclr_in(tmp_path, "train")
+    errors = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(errors) == 1 and "corrupt" in errors[0], result.stderr[-2000:]
+    assert not (tmp_path / "artifacts").exists()
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (sqlite3.OperationalError("database is locked"), "locked by another process"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "read-only"),
+        (sqlite3.OperationalError("database or disk is full"), "the disk is full"),
+        (sqlite3.DatabaseError("file is not a database"), "corrupt"),
+        (ConnectionError("refused"), "not reachable"),
+    ],
+)
+def test_store_failures_are_named_from_sqlites_own_words(raised, said):
+    wrapped = RuntimeError("(sqlite3.OperationalError) wrapped by SQLAlchemy")
+    wrapped.__cause__ = raised
+    assert said in tracking.store_problem(wrapped)
