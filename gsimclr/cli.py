@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from gsimclr.errors import DiskFullError, TrainingDivergedError, UserError
+from gsimclr.errors import DiskFullError, TrainingDivergedError, UserError, environment_fault
 
 app = typer.Typer(
     help="G-SimCLR: SimCLR with pseudo-label-guided batches, as a reproducible, tracked pipeline.\n\n"
@@ -83,6 +83,12 @@ def reported_errors(resumable: bool = False) -> Iterator[None]:
     except (UserError, TrainingDivergedError, DiskFullError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
+    except Exception as exc:
+        fault = environment_fault(exc)  # torch, sqlite and MLflow each word a full disk their own way
+        if fault is None:
+            raise
+        typer.echo(f"error: {fault}; what was written before is intact: fix that and re-run", err=True)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt as exc:
         how = (
             "re-run the same command to resume from the last checkpoint"

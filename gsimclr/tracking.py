@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from gsimclr.config import Params
 from gsimclr.declared import flat
-from gsimclr.errors import UserError
+from gsimclr.errors import UserError, environment_fault
 from gsimclr.plots import close, save_png
 from gsimclr.storage import atomic_open
 
@@ -200,21 +200,8 @@ def relocate_artifacts(database: Path, old: str, new: str) -> None:
 
 
 def store_problem(exc: BaseException) -> str:
-    """What is wrong with a store that failed, in words, from sqlite's (or the OS's) own message."""
-    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e is not None).lower()
-    known = (
-        ("file is not a database", "corrupt: not an sqlite database"),
-        ("malformed", "corrupt: its sqlite file is damaged"),
-        ("database is locked", "locked by another process"),
-        ("readonly database", "read-only: no permission to write it"),
-        ("read-only file system", "read-only: no permission to write it"),
-        ("permission denied", "read-only: no permission to write it"),
-        ("disk is full", "the disk is full"),
-        ("no space left", "the disk is full"),
-        ("unable to open database", "cannot be opened (a missing folder, or no permission)"),
-        ("no such module", "this Python lacks the sqlite driver"),
-    )
-    return next((said for needle, said in known if needle in text), f"not reachable ({type(exc).__name__})")
+    """What is wrong with a store that failed, in words (`errors.environment_fault`), else `not reachable`."""
+    return environment_fault(exc) or f"not reachable ({type(exc).__name__})"
 
 
 def _experiment_id(name: str, location: Optional[str], uri: str, attempts: int) -> str:

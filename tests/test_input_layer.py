@@ -5,6 +5,7 @@ section. Ranges are checked at config load (seeds, devices, pseudo-label ids); S
 honour the umask."""
 
 import csv
+import errno
 import os
 import signal
 import threading
@@ -28,9 +29,10 @@ runner = CliRunner()
 
 
 def one_line_error(result, needle: str) -> None:
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert lines[0].startswith("error:") and needle in lines[0] and "Traceback" not in result.output, lines[0]
+    """Exit 2, one `error:` line holding `needle` (beside a stage's progress lines), no traceback."""
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert needle in errors[0] and "Traceback" not in result.output, errors[0]
 
 
 def fifo(path: Path) -> Path:
@@ -192,3 +194,35 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 1024 vs 960"), "disk is full"),
+        (OSError(errno.ENOSPC, "No space left on device", "ckpt.pt"), "the disk is full (ckpt.pt)"),
+        (PermissionError(errno.EACCES, "Permission denied", "mlruns"), "permission denied (mlruns)"),
+        (OSError(errno.EROFS, "Read-only file system"), "read-only"),
+        (RuntimeError("(sqlite3.OperationalError) attempt to write a readonly database"), "store is read-only"),
+    ],
+)
+def test_a_full_disk_or_a_forbidden_path_is_one_line_wherever_it_is_raised(tmp_path, monkeypatch, capsys, raised, said):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    assert runner.invoke(app, ["--params", str(params), "prepare"]).exit_code == 0
+    before = {path: path.read_bytes() for path in (tmp_path / "prepared").rglob("*") if path.is_file()}
+
+    def fail(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr("gsimclr.stages.train_autoencoder.save_torch", fail)
+    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"]), said)
+    assert before == {path: path.read_bytes() for path in (tmp_path / "prepared").rglob("*") if path.is_file()}
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    monkeypatch.setattr("gsimclr.stages.prepare.decode_dataset", lambda cfg: 1 / 0)
+    result = runner.invoke(app, ["--params", str(params), "prepare"])
+    assert isinstance(result.exception, ZeroDivisionError)
