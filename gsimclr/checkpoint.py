@@ -51,18 +51,25 @@ class ResumeState:
     run_id: Optional[str]
 
 
-def load(path: Optional[Path], identity: str, desc: str, restart: bool = False) -> Optional[dict[str, Any]]:
+def load(
+    path: Optional[Path], identity: str, desc: str, restart: bool = False, quiet: bool = False
+) -> Optional[dict[str, Any]]:
     """The raw checkpoint at `path` if it belongs to `identity`; None when there is none to resume.
 
-    `restart`: the checkpoint is deleted instead (the user asked to train from scratch)."""
+    `restart`: the checkpoint is deleted instead (the user asked to train from scratch). `quiet`: a peek that
+    says nothing (the loop that resumes says it once). A damaged checkpoint is a `UserError` naming --restart."""
     if path is None or not path.exists():
         return None
     if restart:
         path.unlink()
         return None
-    state = load_torch(path)
+    try:
+        state = load_torch(path)
+    except UserError as exc:
+        raise UserError(f"{exc}: re-run with --restart to train from scratch (it deletes the checkpoint)") from None
     if state.get("kind") != KIND or state.get("config_hash") != identity:
-        tqdm.write(f"{desc}: checkpoint {path} is for another configuration; starting over")
+        if not quiet:
+            tqdm.write(f"{desc}: checkpoint {path} is for another configuration; starting over")
         return None
     return state
 

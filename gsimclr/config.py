@@ -317,7 +317,9 @@ def _describe(error: ValidationError, source: str) -> str:
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate a params file; any problem becomes a one-line `UserError` naming the key."""
     path = Path(path)
-    raw = read_yaml(path, "params file") or {}
+    raw = read_yaml(path, "params file")
+    if raw is None:  # an empty file would otherwise run every default without a word
+        raise UserError(f"{path}: the params file is empty (copy params.yaml or a file from pipelines/)")
     return validate_params(raw, str(path))
 
 

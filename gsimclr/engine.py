@@ -104,7 +104,7 @@ class Training(Generic[Batch]):
 
 def resumable_run_id(loop: LoopConfig) -> Optional[str]:
     """The tracking run id saved in a resumable checkpoint for this config, if any (never deletes)."""
-    state = checkpoint.load(loop.checkpoint, loop.config_hash, loop.desc) if not loop.restart else None
+    state = checkpoint.load(loop.checkpoint, loop.config_hash, loop.desc, quiet=True) if not loop.restart else None
     return state.get("run_id") if state else None
 
 

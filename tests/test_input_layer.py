@@ -22,8 +22,9 @@ from gsimclr.cli import app, reported_errors
 from gsimclr.config import DataConfig
 from gsimclr.data import decode_dataset
 from gsimclr.errors import UserError
+from gsimclr.layout import Layout
 from gsimclr.pseudo_labels import read_pseudo_labels
-from gsimclr.storage import FILE_MODE, write_json
+from gsimclr.storage import FILE_MODE, save_torch, write_json
 
 runner = CliRunner()
 
@@ -226,3 +227,21 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("gsimclr.stages.prepare.decode_dataset", lambda cfg: 1 / 0)
     result = runner.invoke(app, ["--params", str(params), "prepare"])
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def test_an_empty_params_file_is_refused(tmp_path):
+    (tmp_path / "params.yaml").write_text("# nothing yet\n")
+    one_line_error(runner.invoke(app, ["--params", str(tmp_path / "params.yaml"), "prepare"]), "empty")
+
+
+def test_a_truncated_checkpoint_suggests_restart_and_another_configuration_is_said_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    assert runner.invoke(app, ["--params", str(params), "prepare"]).exit_code == 0
+    checkpoint = Layout().for_seed(0).autoencoder_training.checkpoint
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"PK\x03\x04 truncated")
+    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"]), "--restart")
+    save_torch({"kind": "gsimclr-resume", "config_hash": "another"}, checkpoint)
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"])
+    assert result.exit_code == 0 and result.output.count("for another configuration") == 1, result.output
