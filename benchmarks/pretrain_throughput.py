@@ -36,6 +36,10 @@ from gsimclr.stages import build
 CONFIGS = {
     "cifar_resnet@16 (digits quickstart)": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=1), 16),
     "cifar_resnet@32": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=2), 32),
+    "cifar_resnet@32 1 block (cifar10-cpu)": (
+        ModelConfig(backbone="cifar_resnet", blocks_per_stage=1, head_dims=[256, 256, 128], head_batchnorm=True),
+        32,
+    ),
     "resnet18@32 (cifar stem)": (ModelConfig(backbone="resnet18", cifar_stem=True), 32),
     "resnet18@48": (
         ModelConfig(backbone="resnet18", cifar_stem=False, head_dims=[512, 512, 128], head_batchnorm=True),
@@ -46,6 +50,7 @@ CONFIGS = {
 KNN_IMAGES = {
     "cifar_resnet@16 (digits quickstart)": 1_437,
     "cifar_resnet@32": 50_000,
+    "cifar_resnet@32 1 block (cifar10-cpu)": 50_000,
     "resnet18@32 (cifar stem)": 50_000,
     "resnet18@48": 1_250,
     "resnet18@64": 1_250,
@@ -67,9 +72,10 @@ def make_model(cfg: ModelConfig, device: torch.device):
 
 
 def bare_step_seconds(
-    cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device, bf16: bool = False
+    cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device, bf16: bool = False, compile: bool = False
 ) -> float:
-    model, optimizer = make_model(cfg, device)
+    net, optimizer = make_model(cfg, device)
+    model = torch.compile(net) if compile else net  # compiles during the warm-up step, which is not timed
     views = torch.rand(2 * batch, 3, size, size, device=device)
     for i in range(steps + 1):  # the first step warms up kernels and allocators
         if i == 1:
@@ -130,9 +136,12 @@ def full_step_seconds(
     return total / steps, {k: v / steps for k, v in parts.items()}
 
 
-def layouts_and_precision(cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device) -> str:
-    """The bare step in the default layout (fp32), channels-last (`model.channels_last`) and channels-last
-    with bf16 autocast (`pretrain.precision`), where the device computes bf16 natively; ratios to the first."""
+def layouts_and_precision(
+    cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device, compiled: bool = False
+) -> str:
+    """The bare step in the default layout (fp32), channels-last (`model.channels_last`), channels-last with bf16
+    autocast (`pretrain.precision`) where the device computes bf16 natively, and channels-last compiled with
+    torch.compile (`pretrain.compile`, with `compiled`); ratios to the first."""
     base = bare_step_seconds(cfg.model_copy(update={"channels_last": False}), size, batch, steps, device)
     last = cfg.model_copy(update={"channels_last": True})
     parts = [
@@ -141,6 +150,11 @@ def layouts_and_precision(cfg: ModelConfig, size: int, batch: int, steps: int, d
     ]
     if native_bf16(device):
         parts.append(f"channels_last + bf16 {base / bare_step_seconds(last, size, batch, steps, device, True):.2f}x")
+    if compiled:
+        start = time.perf_counter()
+        seconds = bare_step_seconds(last, size, batch, steps, device, compile=True)
+        total = time.perf_counter() - start
+        parts.append(f"channels_last + torch.compile {base / seconds:.2f}x (compile + {steps} steps: {total:.0f} s)")
     return "  layout/precision (speed-up of the bare step): " + ", ".join(parts)
 
 
@@ -185,6 +199,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--knn-every", type=int, default=5, help="monitoring interval the kNN share is amortised over")
     parser.add_argument("--layouts", action="store_true", help="also time channels-last and bf16 against the default")
+    parser.add_argument("--compile", action="store_true", help="with --layouts: also time torch.compile (inductor)")
     args = parser.parse_args()
     device = select_device(args.device)
     print(describe(device))
@@ -204,7 +219,7 @@ def main() -> None:
             )
         print(knn_monitor_share(cfg, size, KNN_IMAGES[name], full / args.batch_size, args.knn_every, device))
         if args.layouts:
-            print(layouts_and_precision(cfg, size, args.batch_size, args.steps, device))
+            print(layouts_and_precision(cfg, size, args.batch_size, args.steps, device, args.compile))
     print("\n" + sampler_share(args.batch_size, fastest_per_image))
     print(peak_memory(device))
 

@@ -17,7 +17,7 @@ from gsimclr.cli import app
 from gsimclr.study import exp_run_command, overrides
 
 runner = CliRunner()
-STUDIES = ["cifar10", "cifar10-cpu", "imagenet5", "imagenet5-cpu", "imagenet5-cpu-strong"]
+STUDIES = ["cifar10", "cifar10-cpu", "cifar10-gpu", "imagenet5", "imagenet5-cpu", "imagenet5-cpu-strong"]
 
 
 @pytest.mark.parametrize("name", STUDIES)
