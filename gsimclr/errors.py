@@ -36,6 +36,9 @@ FAULTS_BY_ERRNO = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied (or the file is immutable)",
+    errno.ENOTDIR: "a file stands where a folder is expected",
+    errno.EEXIST: "a file stands where a folder is expected",
+    errno.EISDIR: "a folder stands where a file is expected",
 }
 FAULTS_BY_WORDING = (
     ("database or disk is full", "the disk is full"),

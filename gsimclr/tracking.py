@@ -57,8 +57,13 @@ def local_uri() -> str:
 
 
 def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set, else the project's sqlite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or local_uri()
+    """MLFLOW_TRACKING_URI if set (a malformed one is a `UserError`), else the project's sqlite store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or local_uri()
+    try:
+        _ = urlsplit(uri).port  # parses the host part: an unbalanced IPv6 bracket or a bad port raises
+    except ValueError as exc:
+        raise UserError(f"MLFLOW_TRACKING_URI={redacted(uri)} is not a valid URI ({exc})") from None
+    return uri
 
 
 def redacted(uri: str) -> str:
@@ -67,8 +72,12 @@ def redacted(uri: str) -> str:
     >>> redacted("postgresql://user:secret@db:5432/mlflow")
     'postgresql://user:***@db:5432/mlflow'
     """
-    parts = urlsplit(uri)
-    if parts.password is None:
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:  # e.g. an unbalanced IPv6 bracket: hide everything that could hold credentials
+        return re.sub(r"//[^/]*@", "//***@", uri)
+    if password is None:
         return uri
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 

@@ -245,3 +245,20 @@ def test_a_truncated_checkpoint_suggests_restart_and_another_configuration_is_sa
     save_torch({"kind": "gsimclr-resume", "config_hash": "another"}, checkpoint)
     result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"])
     assert result.exit_code == 0 and result.output.count("for another configuration") == 1, result.output
+
+
+def test_a_malformed_tracking_uri_is_one_line_and_hides_credentials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:secret@[::1:5000/")
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"])
+    one_line_error(result, "not a valid URI")
+    assert "secret" not in result.output
+
+
+def test_an_mlruns_that_is_a_file_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    (tmp_path / "mlruns").write_text("not a folder")
+    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"]), "a file stands")
+    assert (tmp_path / "mlruns").read_text() == "not a folder"
