@@ -71,6 +71,11 @@ class Layout:
         """The folder of one dataset at one resolution (`prepared.dataset_key`)."""
         return self.prepared / key
 
+    def source_stamp(self, key: str) -> Path:
+        """The dataset root's fingerprint against its file listing (`prepared.confirmed_fingerprint`): a cache
+        beside, not inside, the DVC output, so a remount's new file times never change the output's hash."""
+        return self.root / ".gsimclr" / "source-stamps" / f"{key}.json"
+
     # Artifacts (DVC-cached outputs the next stage reads)
 
     @property

@@ -17,6 +17,7 @@ prepared again, so an unchanged dataset keeps the output's DVC hash.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -54,20 +55,65 @@ def source_root(cfg: DataConfig) -> Optional[Path]:
     return Path(cfg.root).resolve() if cfg.root and cfg.name != "digits" else None
 
 
+def source_files(root: Path) -> list[Path]:
+    """Every file under `root`, in a fixed order (sorted folders, sorted names)."""
+    found = []
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        found.extend(Path(folder) / name for name in sorted(files))
+    return found
+
+
+def source_listing(root: Path) -> str:
+    """Short SHA-256 of every file's relative path, size and modification time: cheap (no file is read), but
+    it changes when the same bytes are copied or mounted again, so it only ever confirms a `source_fingerprint`."""
+    digest = hashlib.sha256()
+    for path in source_files(root):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode(errors="replace"))
+    return digest.hexdigest()[:16]
+
+
 def source_fingerprint(cfg: DataConfig) -> Optional[str]:
-    """Short SHA-256 of every file's relative path, size and modification time under `data.root`: changes when a
-    file is added, removed, replaced or edited, at the cost of listing the folder (no file is read)."""
+    """Short SHA-256 of every file's relative path and bytes under `data.root` (None for the embedded digits):
+    it changes when a file is added, removed, replaced or edited, and only then (a fresh copy or mount of the
+    same files, with new modification times, keeps it)."""
     root = source_root(cfg)
     if root is None:
         return None
     digest = hashlib.sha256()
-    for folder, dirs, files in sorted(os.walk(root)):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(folder) / name
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode(errors="replace"))
+    for path in source_files(root):
+        with path.open("rb") as handle:
+            content = hashlib.file_digest(handle, "sha256").hexdigest()
+        digest.update(f"{path.relative_to(root)}\0{content}\n".encode(errors="replace"))
     return digest.hexdigest()[:16]
+
+
+def confirmed_fingerprint(cfg: DataConfig, stamp: Path) -> Optional[str]:
+    """`source_fingerprint(cfg)`, read from `stamp` while the root's `source_listing` is the one stored there
+    (as DVC and make trust unchanged sizes and times), else computed from the bytes and stamped again."""
+    root = source_root(cfg)
+    if root is None:
+        return None
+    try:
+        stored = json.loads(stamp.read_text(encoding="utf-8"))
+        if stored["listing"] == source_listing(root) and isinstance(stored["fingerprint"], str):
+            return stored["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no stamp yet, or an unreadable one: the bytes decide
+    return stamped_fingerprint(cfg, stamp)
+
+
+def stamped_fingerprint(cfg: DataConfig, stamp: Path) -> Optional[str]:
+    """`source_fingerprint(cfg)` from the bytes, stored in `stamp` with the listing taken before reading them
+    (a file changed meanwhile changes the listing, so the next stage reads the bytes again)."""
+    root = source_root(cfg)
+    if root is None:
+        return None
+    listing = source_listing(root)
+    fingerprint = source_fingerprint(cfg)
+    write_json(stamp, {"listing": listing, "fingerprint": fingerprint})
+    return fingerprint
 
 
 def dataset_key(cfg: DataConfig) -> str:
@@ -147,8 +193,11 @@ def read_prepared(folder: Path, source: Optional[str] = None) -> ImageSplits:
     return with_digest(data, meta.digest)
 
 
-def load(cfg: DataConfig, folder: Path) -> ImageSplits:
+def load(cfg: DataConfig, folder: Path, stamp: Path) -> ImageSplits:
     """A stage's dataset: the prepared arrays in `folder` where the `prepare` stage wrote them, else
-    decoded now (a stage run on its own, before any `prepare`)."""
-    data = read_prepared(folder, source_fingerprint(cfg)) if (folder / "meta.json").exists() else decode_dataset(cfg)
+    decoded now (a stage run on its own, before any `prepare`). `stamp`: where the root's fingerprint is
+    cached against its file listing (`confirmed_fingerprint`)."""
+    if not (folder / "meta.json").exists():
+        return long_tailed(decode_dataset(cfg), cfg)
+    data = read_prepared(folder, confirmed_fingerprint(cfg, stamp))
     return long_tailed(data, cfg)

@@ -4,6 +4,7 @@ damaged array is a one-line error with a re-prepare hint, never trained on."""
 import copy
 import hashlib
 import json
+import os
 import shutil
 
 import numpy as np
@@ -41,7 +42,7 @@ def test_stages_read_the_prepared_arrays_memory_mapped(prepared):
         "train_x.npy",
         "train_y.npy",
     ]
-    decoded, mapped = load_dataset(CFG), load(CFG, folder)
+    decoded, mapped = load_dataset(CFG), load(CFG, folder, folder.parent / "stamp.json")
     assert mapped.digest == decoded.digest and mapped.classes == decoded.classes
     assert np.array_equal(mapped.test_x.numpy(), decoded.test_x.numpy())
     assert isinstance(np.load(folder / "train_x.npy", mmap_mode="c"), np.memmap)
@@ -132,8 +133,43 @@ def test_a_root_whose_files_changed_since_prepare_is_refused(tmp_path, monkeypat
     assert result.exit_code == 2 and "changed since they were prepared" in result.output, result.output
 
 
+def test_the_same_files_copied_again_with_new_times_are_still_the_prepared_dataset(tmp_path, monkeypatch):
+    """A remount or `cp` without -p gives every file a new modification time: the bytes decide, not the times."""
+    monkeypatch.chdir(tmp_path)
+    root = write_image_folder(tmp_path / "imgs")
+    params = write_params(tmp_path / "params.yaml", image_folder_params(tmp_path, root))
+    assert runner.invoke(app, ["--params", str(params), "prepare"]).exit_code == 0
+    for path in root.rglob("*.jpg"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 86_400 * 10**9))
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "evaluate", "--method", "pixels"])
+    assert result.exit_code == 0, result.output
+
+
+def test_an_edit_that_keeps_size_and_gets_new_times_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = write_image_folder(tmp_path / "imgs")
+    params = write_params(tmp_path / "params.yaml", image_folder_params(tmp_path, root))
+    assert runner.invoke(app, ["--params", str(params), "prepare"]).exit_code == 0
+    image = root / "train" / "cat" / "0.jpg"
+    content = bytearray(image.read_bytes())
+    content[-3] ^= 0xFF
+    image.write_bytes(bytes(content))
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "evaluate", "--method", "pixels"])
+    assert result.exit_code == 2 and "changed since they were prepared" in result.output, result.output
+
+
+def test_an_unchanged_listing_takes_the_fingerprint_from_its_stamp_without_reading_the_files(tmp_path, monkeypatch):
+    root = write_image_folder(tmp_path / "imgs")
+    cfg = DataConfig(**image_folder_params(tmp_path, root)["data"])
+    stamp = tmp_path / "stamp.json"
+    fingerprint = prepared_module.stamped_fingerprint(cfg, stamp)
+    assert fingerprint == prepared_module.source_fingerprint(cfg)
+    monkeypatch.setattr(prepared_module, "source_fingerprint", lambda cfg: pytest.fail("read the files again"))
+    assert prepared_module.confirmed_fingerprint(cfg, stamp) == fingerprint
+
+
 def test_without_prepare_a_stage_decodes_the_dataset(tmp_path):
-    assert load(CFG, tmp_path / "missing").digest == load_dataset(CFG).digest
+    assert load(CFG, tmp_path / "missing", tmp_path / "stamp.json").digest == load_dataset(CFG).digest
 
 
 def test_the_digest_is_checked_in_chunked_reads_and_survives_a_re_prepare(prepared):

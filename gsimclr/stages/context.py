@@ -44,7 +44,8 @@ class StageContext:
     def dataset(self) -> ImageSplits:
         """The stage's data: the `prepare` stage's memory-mapped arrays where they exist, else decoded now."""
         cfg = self.params.data
-        return prepared.load(cfg, self.layout.prepared_data(prepared.dataset_key(cfg)))
+        key = prepared.dataset_key(cfg)
+        return prepared.load(cfg, self.layout.prepared_data(key), self.layout.source_stamp(key))
 
     def on_device(self, host: torch.Tensor) -> DeviceImages:
         """A split indexed by batch on this stage's device (resident where it fits, else streamed), seen by

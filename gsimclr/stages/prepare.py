@@ -7,7 +7,7 @@ output's hash changes only when the decoded images do, and only then does anythi
 from __future__ import annotations
 
 from gsimclr.data import decode_dataset
-from gsimclr.prepared import dataset_key, source_fingerprint, write_prepared
+from gsimclr.prepared import dataset_key, stamped_fingerprint, write_prepared
 from gsimclr.stages.context import StageContext
 
 
@@ -15,5 +15,7 @@ def prepare(ctx: StageContext) -> dict:
     """Decode `data` at `data.image_size` and write it to `prepared/<dataset>-<size>px/`; returns the
     metadata (class names, shapes, content digest)."""
     cfg = ctx.params.data
-    source = source_fingerprint(cfg)  # before decoding: a file changed meanwhile makes the next stage refuse
-    return write_prepared(decode_dataset(cfg), ctx.layout.prepared_data(dataset_key(cfg)), source)
+    key = dataset_key(cfg)
+    # fingerprinted before decoding: a file changed meanwhile makes the next stage refuse the arrays
+    source = stamped_fingerprint(cfg, ctx.layout.source_stamp(key))
+    return write_prepared(decode_dataset(cfg), ctx.layout.prepared_data(key), source)
