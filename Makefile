@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install study test benchmark clean
+.PHONY: install study test docs benchmark clean
 
 $(BIN)/gsimclr: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,17 @@ study: install
 	@echo "Results table: $(CURDIR)/results/results.md (and results.csv)"
 	@grep "^Compare the runs" results/results.md
 
-## Lint, format check and type check first (seconds), then the tests.
+## Lint, format check, type check and the docs site first (seconds, warnings are errors), then the tests.
 test: install
-	$(BIN)/ruff check gsimclr tests benchmarks
-	$(BIN)/ruff format --check gsimclr tests benchmarks
+	$(BIN)/ruff check gsimclr tests benchmarks examples docs
+	$(BIN)/ruff format --check gsimclr tests benchmarks examples docs
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	$(BIN)/python -m pytest -q --doctest-modules gsimclr tests
+
+## The docs site (build/site/index.html): the pages in docs/, the parameter reference generated from the schema.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## Throughput against the bare model step, k-means at CIFAR-10 scale, prepared and streamed data, stage start-up
 ## (each prints the machine; none fails on speed).

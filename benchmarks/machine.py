@@ -7,7 +7,7 @@ import resource
 
 import torch
 
-from gsimclr.machine import cpu_kind, cpu_name
+from gsimclr.system.machine import cpu_kind, cpu_name
 
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 """The CPU flags that decide which kernels torch and oneDNN run (and so the speed of every figure)."""

@@ -24,12 +24,12 @@ import torch
 from PIL import Image
 
 from benchmarks.machine import describe, peak_memory
-from gsimclr.augment import ViewAugment
-from gsimclr.config import DataConfig, ModelConfig
-from gsimclr.data import decode_dataset, to_float
-from gsimclr.losses import nt_xent
-from gsimclr.prepared import read_prepared, write_prepared
-from gsimclr.stages import build
+from gsimclr.data.loaders import decode_dataset, to_float
+from gsimclr.data.prepared import read_prepared, write_prepared
+from gsimclr.method.augment import ViewAugment
+from gsimclr.method.losses import nt_xent
+from gsimclr.models import build
+from gsimclr.settings.config import DataConfig, ModelConfig
 
 
 def write_folder(root: Path, images: int, size: int) -> None:

@@ -22,16 +22,16 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe, peak_memory
-from gsimclr.augment import ViewAugment
-from gsimclr.config import ModelConfig
-from gsimclr.data import to_float
-from gsimclr.device import native_bf16, select_device
-from gsimclr.engine import map_batches
-from gsimclr.knn import knn_accuracy
-from gsimclr.losses import nt_xent
+from gsimclr.data.loaders import to_float
+from gsimclr.evaluation.knn import knn_accuracy
+from gsimclr.method.augment import ViewAugment
+from gsimclr.method.losses import nt_xent
+from gsimclr.method.samplers import GuidedBatchSampler, RandomBatchSampler
+from gsimclr.models import build
 from gsimclr.models.heads import SimCLRNet
-from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler
-from gsimclr.stages import build
+from gsimclr.settings.config import ModelConfig
+from gsimclr.training.device import native_bf16, select_device
+from gsimclr.training.engine import map_batches
 
 CONFIGS = {
     "cifar_resnet@16 (digits quickstart)": (ModelConfig(backbone="cifar_resnet", blocks_per_stage=1), 16),

@@ -41,7 +41,7 @@ STAGES = [
 EPOCHS = [("autoencoder",), ("pretrain",), ("evaluate", "finetune"), ("evaluate", "supervised")]
 WRAPPER = """
 import os, sys, time
-import gsimclr.engine as engine
+import gsimclr.training.engine as engine
 train_epoch = engine.train_epoch
 def first_step(*args, **kwargs):
     marker = os.environ["GSIMCLR_FIRST_STEP"]

@@ -31,14 +31,14 @@ import torch
 from PIL import Image
 
 from benchmarks.machine import describe
-from gsimclr.augment import ViewAugment
-from gsimclr.config import DataConfig, ModelConfig
-from gsimclr.data import decode_dataset, to_float
-from gsimclr.device_images import DeviceImages, ResidentImages, StreamedImages
-from gsimclr.engine import map_batches
-from gsimclr.losses import nt_xent
-from gsimclr.prepared import read_prepared, write_prepared
-from gsimclr.stages import build
+from gsimclr.data.device_images import DeviceImages, ResidentImages, StreamedImages
+from gsimclr.data.loaders import decode_dataset, to_float
+from gsimclr.data.prepared import read_prepared, write_prepared
+from gsimclr.method.augment import ViewAugment
+from gsimclr.method.losses import nt_xent
+from gsimclr.models import build
+from gsimclr.settings.config import DataConfig, ModelConfig
+from gsimclr.training.engine import map_batches
 
 MODEL = ModelConfig(backbone="resnet18", cifar_stem=False, head_dims=[512, 512, 128], head_batchnorm=True)
 CGROUP = Path("/sys/fs/cgroup/memory")

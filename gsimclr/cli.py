@@ -13,13 +13,13 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
-from gsimclr.errors import DiskFullError, TrainingDivergedError, UserError, environment_fault
+from gsimclr.settings.names import EvalMethod, Method, Stream
+from gsimclr.system.errors import DiskFullError, TrainingDivergedError, UserError, environment_fault
 
 app = typer.Typer(
     help="G-SimCLR: SimCLR with pseudo-label-guided batches, as a reproducible, tracked pipeline.\n\n"
@@ -31,35 +31,10 @@ app = typer.Typer(
 )
 
 
-class Method(str, Enum):
-    """A pretraining method (the `--method` of `pretrain`)."""
-
-    simclr = "simclr"
-    gsimclr = "gsimclr"
-
-
-class EvalMethod(str, Enum):
-    """What `evaluate --method` evaluates: a pretrained model, the supervised baseline or a control."""
-
-    simclr = "simclr"
-    gsimclr = "gsimclr"
-    supervised = "supervised"
-    random_init = "random_init"
-    pixels = "pixels"
-
-
-class StreamChoice(str, Enum):
-    """`--stream`: whether splits stay on the device or stream from the prepared arrays."""
-
-    auto = "auto"
-    on = "on"
-    off = "off"
-
-
 RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore a resume checkpoint and train from scratch.")]
 
 
-RESUMABLE = ("train", "pretrain", "evaluate")
+RESUMABLE = ("autoencoder", "pretrain", "evaluate")
 """The stages that checkpoint their training loop; the others start again when re-run."""
 
 
@@ -106,10 +81,10 @@ def _run(ctx: typer.Context, name: str, stage: Callable, method: Optional[str] =
     """Build the context of stage `name` (its declared params only), seed the RNGs, and run `stage` with
     its errors reported."""
     with reported_errors(resumable=name in RESUMABLE):
-        from gsimclr.config import load_params
-        from gsimclr.device import select_device
-        from gsimclr.layout import Layout
+        from gsimclr.pipeline.layout import Layout
+        from gsimclr.settings.config import load_params
         from gsimclr.stages.context import seed_everything, stage_context
+        from gsimclr.training.device import select_device
 
         params = load_params(ctx.obj["params"])
         seed = params.seeds[0] if ctx.obj["seed"] is None else ctx.obj["seed"]
@@ -141,13 +116,13 @@ def main(
     params: Annotated[Path, typer.Option("--params", "-p", help="Parameter file to read.")] = Path("params.yaml"),
     device: Annotated[str, typer.Option(help="auto (cuda -> mps -> cpu), cpu, cuda, cuda:N or mps.")] = "auto",
     stream: Annotated[
-        StreamChoice,
+        Stream,
         typer.Option(
             help="auto: copy each split onto the device when it takes at most a quarter of the free memory, "
             "else stream batches from the prepared arrays (read ahead in the background); on / off: always / never "
             "stream. Results are identical either way.",
         ),
-    ] = StreamChoice.auto,
+    ] = "auto",
     seed: Annotated[
         Optional[int],
         typer.Option(
@@ -159,7 +134,7 @@ def main(
 ) -> None:
     """Global options shared by every stage."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    ctx.obj = {"params": params, "device": device, "seed": seed, "stream": stream.value}
+    ctx.obj = {"params": params, "device": device, "seed": seed, "stream": stream}
 
 
 @app.command()
@@ -178,15 +153,18 @@ def prepare(ctx: typer.Context) -> None:
 
 
 @app.command()
-def train(ctx: typer.Context, restart: RestartOption = False) -> None:
+def autoencoder(ctx: typer.Context, restart: RestartOption = False) -> None:
     """Train the denoising autoencoder (early-stopped on a validation split of the training data).
 
-    Example: gsimclr train
+    Example: gsimclr autoencoder
     """
-    from gsimclr.stages.train_autoencoder import train_autoencoder
+    from gsimclr.stages.autoencoder import train_autoencoder
 
-    metrics = _run(ctx, "train", train_autoencoder, restart=restart)
+    metrics = _run(ctx, "autoencoder", train_autoencoder, restart=restart)
     typer.echo(f"autoencoder: best epoch {metrics['best_epoch']}, val MSE {metrics['val_loss']:.5f}")
+
+
+app.command("train", hidden=True, help="Alias of `gsimclr autoencoder` (its name before 0.2).")(autoencoder)
 
 
 @app.command()
@@ -213,9 +191,9 @@ def pretrain(
     """
     from gsimclr.stages.pretrain import pretrain as run_pretrain
 
-    metrics = _run(ctx, "pretrain", run_pretrain, method.value, restart=restart)
+    metrics = _run(ctx, "pretrain", run_pretrain, method, restart=restart)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, once rather than once per process
-        typer.echo(f"{method.value}: final NT-Xent loss {metrics.loss:.4f}")
+        typer.echo(f"{method}: final NT-Xent loss {metrics.loss:.4f}")
 
 
 @app.command()
@@ -236,8 +214,8 @@ def evaluate(
     """
     from gsimclr.stages.evaluate import evaluate as run_evaluate
 
-    scores = _run(ctx, "evaluate", run_evaluate, method.value, restart=restart)
-    typer.echo(f"{method.value}: " + ", ".join(f"{row} {100 * s.test_acc:.2f}%" for row, s in scores.rows.items()))
+    scores = _run(ctx, "evaluate", run_evaluate, method, restart=restart)
+    typer.echo(f"{method}: " + ", ".join(f"{row} {100 * s.test_acc:.2f}%" for row, s in scores.rows.items()))
 
 
 @app.command()
@@ -252,11 +230,8 @@ def compare(ctx: typer.Context) -> None:
     typer.echo(f"results: {Path('results/results.md').resolve()}")
 
 
-class Metric(str, Enum):
-    """The accuracy `tabulate` reads from each results.csv."""
-
-    accuracy = "accuracy"
-    balanced_accuracy = "balanced_accuracy"
+Metric = Literal["accuracy", "balanced_accuracy"]
+"""The accuracy `tabulate` reads from each results.csv."""
 
 
 @app.command()
@@ -266,7 +241,7 @@ def tabulate(
     ],
     metric: Annotated[
         Metric, typer.Option(help="balanced_accuracy: mean per-class accuracy (long-tailed runs).")
-    ] = Metric.accuracy,
+    ] = "accuracy",
     representation: Annotated[
         list[str], typer.Option("--representation", "-r", help="Rows to show (repeatable): P1, P2, P3, fine-tune.")
     ] = ["P1", "P2", "P3", "fine-tune"],  # noqa: B006 (typer reads the default; it is never mutated)
@@ -276,11 +251,11 @@ def tabulate(
 
     Example: gsimclr tabulate paper=results/base/results.csv debiased=results/debiased/results.csv
     """
-    from gsimclr.storage import write_text
-    from gsimclr.tabulate import tabulate as make_table
+    from gsimclr.reporting.tabulate import tabulate as make_table
+    from gsimclr.system.storage import write_text
 
     with reported_errors():
-        table = make_table(studies, metric.value, representation)
+        table = make_table(studies, metric, representation)
         if output is not None:
             write_text(output, table)
     typer.echo(table, nl=False)
@@ -315,7 +290,7 @@ def study(
 
     Example: gsimclr study pipelines/imagenet5-cpu.yaml -S data.root=/data/imagenet-5-categories
     """
-    from gsimclr.study import check_data_root, exp_run_command
+    from gsimclr.pipeline.study import check_data_root, exp_run_command
 
     with reported_errors():
         command = exp_run_command(file, ctx.obj["params"], set_param, queue, name)

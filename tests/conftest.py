@@ -36,7 +36,7 @@ TINY_PARAMS = {
 
 STUDY_COMMANDS = [
     ["prepare"],
-    ["train"],
+    ["autoencoder"],
     ["cluster"],
     ["pretrain", "--method", "simclr"],
     ["pretrain", "--method", "gsimclr"],

@@ -12,7 +12,7 @@ from conftest import TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.layout import Layout
+from gsimclr.pipeline.layout import Layout
 
 runner = CliRunner()
 
@@ -43,13 +43,13 @@ def with_params(root, **sections):
 
 def test_missing_dataset_path(project):
     params = with_params(project, data={"name": "imagefolder", "root": str(project / "nowhere")})
-    one_line_error(gsimclr(params, "train"), 2, "nowhere")
+    one_line_error(gsimclr(params, "autoencoder"), 2, "nowhere")
 
 
 def test_dataset_with_one_class(project):
     write_image_folder(project / "data", classes=("cat",), per_class=6)
     params = with_params(project, data={"name": "imagefolder", "root": str(project / "data"), "image_size": 8})
-    one_line_error(gsimclr(params, "train"), 2, "at least two classes")
+    one_line_error(gsimclr(params, "autoencoder"), 2, "at least two classes")
 
 
 def test_k_larger_than_the_number_of_images(project):
@@ -57,7 +57,7 @@ def test_k_larger_than_the_number_of_images(project):
     params = with_params(
         project, data={"name": "imagefolder", "root": str(project / "data"), "image_size": 8}, autoencoder={"epochs": 1}
     )
-    assert gsimclr(params, "train").exit_code == 0
+    assert gsimclr(params, "autoencoder").exit_code == 0
     one_line_error(gsimclr(params, "cluster"), 2, "cluster.k=16 is larger than the 12 training images")
 
 
@@ -112,7 +112,7 @@ def test_diverging_loss_stops_names_the_epoch_and_suggests_a_lower_lr(project):
 def test_unreachable_tracking_server_fails_before_training(project):
     params = with_params(project)
     uri = "http://127.0.0.1:9"  # the discard port: nothing listens
-    result = gsimclr(params, "train", env={"MLFLOW_TRACKING_URI": uri})
+    result = gsimclr(params, "autoencoder", env={"MLFLOW_TRACKING_URI": uri})
     one_line_error(result, 2, uri)
     assert not Layout().for_seed(0).autoencoder.exists() and not (project / "checkpoints").exists()
 
@@ -127,13 +127,13 @@ def test_a_registry_that_fails_after_training_loses_nothing(project, monkeypatch
         raise ConnectionError("registry down")
 
     monkeypatch.setattr(mlflow.pytorch, "log_model", unreachable)
-    result = gsimclr(params, "train")
+    result = gsimclr(params, "autoencoder")
     one_line_error(result, 2, "the trained model is saved at artifacts/seed0/autoencoder.pt")
     model = Layout().for_seed(0).autoencoder
     trained = model.read_bytes()
     assert Layout().for_seed(0).autoencoder_training.checkpoint.exists()  # kept: the re-run resumes from it
     monkeypatch.setattr(mlflow.pytorch, "log_model", real)
-    result = gsimclr(params, "train")
+    result = gsimclr(params, "autoencoder")
     assert result.exit_code == 0, result.output
     assert "resuming from" in result.output and "after epoch 2" in result.output  # no epoch trained again
     assert model.read_bytes() == trained
@@ -141,7 +141,7 @@ def test_a_registry_that_fails_after_training_loses_nothing(project, monkeypatch
 
 def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(project, monkeypatch):
     params = with_params(project, autoencoder={"epochs": 1})
-    assert gsimclr(params, "train").exit_code == 0
+    assert gsimclr(params, "autoencoder").exit_code == 0
     model = Layout().for_seed(0).autoencoder
     good = model.read_bytes()
 
@@ -149,7 +149,7 @@ def test_full_disk_while_writing_a_checkpoint_keeps_the_previous_one(project, mo
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fsync", no_space)
-    result = gsimclr(params, "train", "--restart")
+    result = gsimclr(params, "autoencoder", "--restart")
     one_line_error(result, 1, "no space left on device while writing")
     assert model.read_bytes() == good
     assert not [p for p in model.parent.iterdir() if p.name.endswith(".tmp")]

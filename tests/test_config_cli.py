@@ -6,9 +6,9 @@ from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.config import Params, load_params
-from gsimclr.errors import UserError
-from gsimclr.layout import Layout
+from gsimclr.pipeline.layout import Layout
+from gsimclr.settings.config import Params, load_params
+from gsimclr.system.errors import UserError
 
 runner = CliRunner()
 
@@ -101,12 +101,12 @@ def test_pseudo_labels_of_the_wrong_length_are_refused(tmp_path, tiny_params, mo
 
 
 def test_unknown_device_and_unknown_method(tiny_params):
-    assert runner.invoke(app, ["--params", str(tiny_params), "--device", "tpu", "train"]).exit_code == 2
+    assert runner.invoke(app, ["--params", str(tiny_params), "--device", "tpu", "autoencoder"]).exit_code == 2
     assert runner.invoke(app, ["pretrain", "--method", "moco"]).exit_code == 2
 
 
 def test_every_subcommand_has_help_with_an_example():
-    for command in ("train", "cluster", "pretrain", "evaluate", "compare", "study"):
+    for command in ("autoencoder", "cluster", "pretrain", "evaluate", "compare", "study"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Example: gsimclr" in result.output
 
@@ -119,7 +119,7 @@ def test_shipped_parameter_sets_are_valid(name):
 
 
 def test_a_seed_outside_params_seeds_is_refused(tiny_params):
-    result = runner.invoke(app, ["--params", str(tiny_params), "--seed", "7", "train"])
+    result = runner.invoke(app, ["--params", str(tiny_params), "--seed", "7", "autoencoder"])
     assert result.exit_code == 2 and "not one of params `seeds` [0]" in result.output
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from conftest import SHARED_IMAGENET, write_cifar_fixture, write_image_folder
 
-from gsimclr.config import DataConfig
-from gsimclr.data import load_dataset, split_indices, stratified_subset
-from gsimclr.errors import UserError
+from gsimclr.data.loaders import load_dataset, split_indices, stratified_subset
+from gsimclr.settings.config import DataConfig
+from gsimclr.system.errors import UserError
 
 
 def test_digits_are_real_images_with_one_fixed_test_split():

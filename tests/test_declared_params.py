@@ -1,4 +1,4 @@
-"""Each stage reads exactly the params `dvc.yaml` declares for it (gsimclr/declared.py), so a changed
+"""Each stage reads exactly the params `dvc.yaml` declares for it (gsimclr/settings/declared.py), so a changed
 parameter re-runs every stage whose output it can change, and no other."""
 
 import shlex
@@ -7,8 +7,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from gsimclr.config import Params
-from gsimclr.declared import DECLARED, UndeclaredParamError, values, view
+from gsimclr.settings.config import Params
+from gsimclr.settings.declared import DECLARED, UndeclaredParamError, values, view
 
 
 def dvc_stage_commands() -> list[tuple[str, str, str | None, list[str]]]:
@@ -26,7 +26,7 @@ def dvc_stage_commands() -> list[tuple[str, str, str | None, list[str]]]:
 
 @pytest.mark.parametrize("stage,subcommand,method,params", dvc_stage_commands())
 def test_dvc_yaml_declares_what_the_stage_reads(stage, subcommand, method, params):
-    assert params == sorted(DECLARED[(subcommand, method)]), f"dvc.yaml stage {stage} vs gsimclr/declared.py"
+    assert params == sorted(DECLARED[(subcommand, method)]), f"dvc.yaml stage {stage} vs gsimclr/settings/declared.py"
 
 
 def test_every_declared_stage_is_in_dvc_yaml():

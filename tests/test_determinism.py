@@ -3,11 +3,11 @@
 import torch
 from conftest import TINY_PARAMS, write_params
 
-from gsimclr.config import load_params
-from gsimclr.layout import Layout
+from gsimclr.pipeline.layout import Layout
+from gsimclr.settings.config import load_params
+from gsimclr.stages.autoencoder import train_autoencoder
 from gsimclr.stages.cluster import cluster
 from gsimclr.stages.context import seed_everything, stage_context
-from gsimclr.stages.train_autoencoder import train_autoencoder
 
 
 def run_once(root, monkeypatch, seed=0):
@@ -16,7 +16,7 @@ def run_once(root, monkeypatch, seed=0):
     params = load_params(write_params(root / "params.yaml", TINY_PARAMS))
     layout = Layout().for_seed(seed)
     seed_everything(seed)  # what the CLI does before every stage
-    train_autoencoder(stage_context(params, "train", None, seed, layout, torch.device("cpu")))
+    train_autoencoder(stage_context(params, "autoencoder", None, seed, layout, torch.device("cpu")))
     torch.manual_seed(12345)  # whatever ran before must not matter
     seed_everything(seed)
     cluster(stage_context(params, "cluster", None, seed, layout, torch.device("cpu")))

@@ -9,10 +9,10 @@ import torch
 from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
-from gsimclr import device_images
 from gsimclr.cli import app
-from gsimclr.device_images import ResidentImages, StreamedImages, reading_ahead
-from gsimclr.layout import Layout
+from gsimclr.data import device_images
+from gsimclr.data.device_images import ResidentImages, StreamedImages, reading_ahead
+from gsimclr.pipeline.layout import Layout
 
 CPU = torch.device("cpu")
 runner = CliRunner()
@@ -72,7 +72,7 @@ def test_a_stage_streamed_gives_the_same_results_as_resident(tmp_path, monkeypat
     monkeypatch.setattr(StreamedImages, "_gather", lambda self, index: gathered.append(1) or gather(self, index))
     metrics = {}
     for stream in ("off", "on"):
-        args = ["--params", str(params), "--device", "cpu", "--stream", stream, "train", "--restart"]
+        args = ["--params", str(params), "--device", "cpu", "--stream", stream, "autoencoder", "--restart"]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         metrics[stream] = json.loads(Layout().for_seed(0).metrics("autoencoder").read_text())
@@ -81,7 +81,7 @@ def test_a_stage_streamed_gives_the_same_results_as_resident(tmp_path, monkeypat
 
 
 def test_an_unknown_stream_choice_is_one_line(tiny_params):
-    result = runner.invoke(app, ["--params", str(tiny_params), "--stream", "sometimes", "train"])
+    result = runner.invoke(app, ["--params", str(tiny_params), "--stream", "sometimes", "autoencoder"])
     assert result.exit_code == 2 and "sometimes" in result.output and "Traceback" not in result.output
 
 
@@ -96,7 +96,12 @@ def test_a_study_with_images_stored_larger_trains_at_the_image_size(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     data = {**TINY_PARAMS["data"], "stored_size": 12}
     params = write_params(tmp_path / "params.yaml", {**TINY_PARAMS, "data": data})
-    for command in (["prepare"], ["train"], ["pretrain", "--method", "simclr"], ["evaluate", "--method", "simclr"]):
+    for command in (
+        ["prepare"],
+        ["autoencoder"],
+        ["pretrain", "--method", "simclr"],
+        ["evaluate", "--method", "simclr"],
+    ):
         result = runner.invoke(app, ["--params", str(params), "--device", "cpu", *command])
         assert result.exit_code == 0, result.output
     assert np.load(tmp_path / "prepared" / "digits-12px-test0.2" / "train_x.npy").shape[-2:] == (12, 12)

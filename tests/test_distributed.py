@@ -19,9 +19,9 @@ from conftest import TINY_PARAMS, write_params
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gsimclr.distributed import World
-from gsimclr.losses import nt_xent
-from gsimclr.samplers import GuidedBatchSampler
+from gsimclr.method.losses import nt_xent
+from gsimclr.method.samplers import GuidedBatchSampler
+from gsimclr.training.distributed import World
 
 BATCH = 11  # odd: the two shards differ in length (6 and 5), which the gather must handle
 EVEN = 12  # the detached gather below cannot handle unequal shards

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from gsimclr.engine import LoopConfig, Training, fit
-from gsimclr.errors import TrainingDivergedError
-from gsimclr.samplers import epoch_rng, shuffled_batches
+from gsimclr.method.samplers import epoch_rng, shuffled_batches
+from gsimclr.system.errors import TrainingDivergedError
+from gsimclr.training.engine import LoopConfig, Training, fit
 
 X = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
 Y = X @ torch.randn(5, 1, generator=torch.Generator().manual_seed(1))

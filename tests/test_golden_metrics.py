@@ -2,7 +2,7 @@
 
 Every stage's metrics JSON of one seed, compared key by key, in two ways:
 
-- **Exactly, on the CPU kind that made the golden file** (`gsimclr.machine.cpu_kind`: one file per kind).
+- **Exactly, on the CPU kind that made the golden file** (`gsimclr.system.machine.cpu_kind`: one file per kind).
   fp32 kernels of another vector width (AVX2, AVX-512) sum in another order; a last-digit difference in
   the autoencoder moves one image to another cluster and two epochs of training amplify it, so only a
   machine of the same kind can hold every number. A change that alters a number (a different RNG draw, a
@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.machine import cpu_kind
+from gsimclr.system.machine import cpu_kind
 
 pytestmark = pytest.mark.slow
 GOLDEN = Path(__file__).parent / "golden" / "digits_tiny"
@@ -149,16 +149,12 @@ def test_the_golden_files_agree_within_the_cross_kind_tolerances():
                     assert abs(other[name][key] - value) <= tolerance + 1e-12, f"{name} {key}"
 
 
-RUN_OF_METRICS = {"autoencoder.json": "train.json"}
-"""The run record of the stage that wrote a metrics file (same name where not listed)."""
-
-
 def test_every_dvc_metric_is_the_final_value_of_the_same_mlflow_key(tiny_study):
     """One naming scheme: the DVC metrics file and the stage's MLflow run hold the same keys and values."""
     root, got = tiny_study
     client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
     for name, metrics in got.items():
-        record = json.loads((root / "runs" / "seed0" / RUN_OF_METRICS.get(name, name)).read_text())
+        record = json.loads((root / "runs" / "seed0" / name).read_text())
         logged = client.get_run(record["run_id"]).data.metrics
         missing = sorted(set(metrics) - set(logged))
         assert not missing, f"{name}: not in MLflow: {missing[:5]}"

@@ -13,10 +13,10 @@ from torch import nn
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.device import select_device
-from gsimclr.engine import LoopConfig, Training, fit
-from gsimclr.errors import TrainingDivergedError, UserError
-from gsimclr.tracking import metric_key, redacted
+from gsimclr.pipeline.tracking import metric_key, redacted
+from gsimclr.system.errors import TrainingDivergedError, UserError
+from gsimclr.training.device import select_device
+from gsimclr.training.engine import LoopConfig, Training, fit
 
 runner = CliRunner()
 
@@ -71,8 +71,8 @@ def test_a_booby_trapped_cifar_batch_is_refused_and_its_code_never_runs(tmp_path
 
 
 def test_the_real_cifar_format_still_loads(tmp_path, monkeypatch):
-    from gsimclr.config import DataConfig
-    from gsimclr.data import load_dataset
+    from gsimclr.data.loaders import load_dataset
+    from gsimclr.settings.config import DataConfig
 
     first_data, first_labels = write_cifar_fixture(tmp_path / "data")
     data = load_dataset(DataConfig(name="cifar10", root=str(tmp_path / "data"), image_size=32))
@@ -227,7 +227,7 @@ def test_two_stages_starting_at_once_on_a_fresh_store_both_finish(tmp_path):
 
 
 def test_a_killed_write_leaves_no_tmp_file_behind_the_next_one(tmp_path):
-    from gsimclr.storage import write_text
+    from gsimclr.system.storage import write_text
 
     stale = tmp_path / ".results.md.abc123.tmp"
     stale.write_text("half a file")
@@ -257,9 +257,9 @@ def test_an_image_size_out_of_range_is_a_config_error(tmp_path, monkeypatch, siz
 
 def test_the_resume_identity_covers_the_training_data(tmp_path):
     """One changed pixel of the training split is another identity: a checkpoint from the old data is never resumed."""
-    from gsimclr.config import Params
-    from gsimclr.data import ImageSplits
-    from gsimclr.layout import Layout
+    from gsimclr.data.loaders import ImageSplits
+    from gsimclr.pipeline.layout import Layout
+    from gsimclr.settings.config import Params
     from gsimclr.stages.context import stage_context
 
     images = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
@@ -268,8 +268,10 @@ def test_the_resume_identity_covers_the_training_data(tmp_path):
     touched = images.clone()
     touched[2, 0, 3, 3] = 1
     changed = ImageSplits(touched, labels, images, labels, ["a", "b"])
-    ctx = stage_context(Params(), "train", None, 0, Layout(tmp_path), torch.device("cpu"))
+    ctx = stage_context(Params(), "autoencoder", None, 0, Layout(tmp_path), torch.device("cpu"))
     assert ctx.config_hash(original) == ctx.config_hash(ImageSplits(images.clone(), labels, images, labels, ["a", "b"]))
     assert ctx.config_hash(original) != ctx.config_hash(changed)
-    other = stage_context(Params(autoencoder={"lr": 0.01}), "train", None, 0, Layout(tmp_path), torch.device("cpu"))
+    other = stage_context(
+        Params(autoencoder={"lr": 0.01}), "autoencoder", None, 0, Layout(tmp_path), torch.device("cpu")
+    )
     assert other.config_hash(original) != ctx.config_hash(original)  # a declared param is part of the identity

@@ -7,8 +7,8 @@ from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.config import DataConfig
-from gsimclr.data import load_dataset, long_tailed_counts, long_tailed_indices
+from gsimclr.data.loaders import load_dataset, long_tailed_counts, long_tailed_indices
+from gsimclr.settings.config import DataConfig
 
 
 def test_exponential_profile_from_the_smallest_class():

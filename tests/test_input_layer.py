@@ -1,4 +1,4 @@
-"""Hostile input by class. Every file the project reads goes through one input layer (`gsimclr.inputs`):
+"""Hostile input by class. Every file the project reads goes through one input layer (`gsimclr.system.inputs`):
 non-UTF-8 bytes, repeated YAML keys, FIFOs and other non-regular files, hidden folders and holes in a results table
 are one-line errors (exit 2) or are ignored as not data — never a hang, a traceback or a silently dropped
 section. Ranges are checked at config load (seeds, devices, pseudo-label ids); SIGTERM is Ctrl-C; outputs
@@ -19,12 +19,12 @@ from conftest import REPO, TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app, reported_errors
-from gsimclr.config import DataConfig
-from gsimclr.data import decode_dataset
-from gsimclr.errors import UserError
-from gsimclr.layout import Layout
-from gsimclr.pseudo_labels import read_pseudo_labels
-from gsimclr.storage import FILE_MODE, save_torch, write_json
+from gsimclr.data.loaders import decode_dataset
+from gsimclr.method.pseudo_labels import read_pseudo_labels
+from gsimclr.pipeline.layout import Layout
+from gsimclr.settings.config import DataConfig
+from gsimclr.system.errors import UserError
+from gsimclr.system.storage import FILE_MODE, save_torch, write_json
 
 runner = CliRunner()
 
@@ -216,8 +216,8 @@ def test_a_full_disk_or_a_forbidden_path_is_one_line_wherever_it_is_raised(tmp_p
     def fail(*args, **kwargs):
         raise raised
 
-    monkeypatch.setattr("gsimclr.stages.train_autoencoder.save_torch", fail)
-    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"]), said)
+    monkeypatch.setattr("gsimclr.stages.autoencoder.save_torch", fail)
+    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "autoencoder"]), said)
     assert before == {path: path.read_bytes() for path in (tmp_path / "prepared").rglob("*") if path.is_file()}
 
 
@@ -241,9 +241,9 @@ def test_a_truncated_checkpoint_suggests_restart_and_another_configuration_is_sa
     checkpoint = Layout().for_seed(0).autoencoder_training.checkpoint
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"PK\x03\x04 truncated")
-    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"]), "--restart")
+    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "autoencoder"]), "--restart")
     save_torch({"kind": "gsimclr-resume", "config_hash": "another"}, checkpoint)
-    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"])
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "autoencoder"])
     assert result.exit_code == 0 and result.output.count("for another configuration") == 1, result.output
 
 
@@ -251,7 +251,7 @@ def test_a_malformed_tracking_uri_is_one_line_and_hides_credentials(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://user:secret@[::1:5000/")
-    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"])
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "autoencoder"])
     one_line_error(result, "not a valid URI")
     assert "secret" not in result.output
 
@@ -260,5 +260,5 @@ def test_an_mlruns_that_is_a_file_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
     (tmp_path / "mlruns").write_text("not a folder")
-    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "train"]), "a file stands")
+    one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "autoencoder"]), "a file stands")
     assert (tmp_path / "mlruns").read_text() == "not a folder"

@@ -28,7 +28,7 @@ PARAMS = dict(
     },
 )
 STAGES = {
-    "train": (["train"], "autoencoder", "artifacts/seed0/autoencoder.pt", "metrics/seed0/autoencoder.json"),
+    "autoencoder": (["autoencoder"], "autoencoder", "artifacts/seed0/autoencoder.pt", "metrics/seed0/autoencoder.json"),
     "pretrain": (
         ["pretrain", "--method", "simclr"],
         "pretrain_simclr",
@@ -49,9 +49,9 @@ STAGES = {
         "metrics/seed0/evaluate_random_init.json",
     ),
 }
-UPSTREAM = {"pretrain-gsimclr": [["train"], ["cluster"]]}
+UPSTREAM = {"pretrain-gsimclr": [["autoencoder"], ["cluster"]]}
 EPOCHS = {
-    "train": PARAMS["autoencoder"]["epochs"],
+    "autoencoder": PARAMS["autoencoder"]["epochs"],
     "pretrain": PARAMS["pretrain"]["epochs"],
     "pretrain-gsimclr": PARAMS["pretrain"]["epochs"],
     "evaluate": PARAMS["evaluate"]["finetune"]["epochs"],
@@ -120,10 +120,10 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, stage):
 
 def test_resumed_run_continues_the_same_mlflow_run(tmp_path):
     root = project(tmp_path / "p")
-    kill_mid_epoch(root, ["train"], "autoencoder")
+    kill_mid_epoch(root, ["autoencoder"], "autoencoder")
     state = torch.load(root / "checkpoints" / "seed0" / "autoencoder.pt", weights_only=True)
-    gsimclr(root, "train")
-    record = json.loads((root / "runs" / "seed0" / "train.json").read_text())
+    gsimclr(root, "autoencoder")
+    record = json.loads((root / "runs" / "seed0" / "autoencoder.json").read_text())
     assert record["run_id"] == state["run_id"]
     env = {**os.environ}
     env.pop("MLFLOW_TRACKING_URI", None)

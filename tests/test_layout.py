@@ -6,7 +6,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from gsimclr.layout import CONTROLS, EVAL_METHODS, METHODS, Layout
+from gsimclr.pipeline.layout import Layout
+from gsimclr.settings.names import CONTROLS, EVAL_METHODS, METHODS
 
 
 def declared_outputs(seed: int = 0) -> set[str]:
@@ -31,7 +32,7 @@ def layout_outputs(seed: int = 0) -> set[str]:
         layout.pseudo_labels,
         layout.metrics("autoencoder"),
         layout.metrics("cluster"),
-        layout.run_record("train"),
+        layout.run_record("autoencoder"),
         layout.run_record("cluster"),
         layout.autoencoder_loss("csv"),
         layout.autoencoder_loss("png"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gsimclr.losses import contrastive_loss, nt_xent
+from gsimclr.method.losses import contrastive_loss, nt_xent
 
 
 def reference_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:

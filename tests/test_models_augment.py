@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from gsimclr.augment import ViewAugment, center_crop, color_jitter, random_resized_crop
-from gsimclr.config import ModelConfig
+from gsimclr.method.augment import ViewAugment, center_crop, color_jitter, random_resized_crop
+from gsimclr.models import build
 from gsimclr.models.autoencoder import DenoisingAutoencoder
 from gsimclr.models.backbones import build_backbone
 from gsimclr.models.heads import SimCLRNet
-from gsimclr.stages import build
+from gsimclr.settings.config import ModelConfig
 
 
 @pytest.mark.parametrize("head_batchnorm", [False, True])

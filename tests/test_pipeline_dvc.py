@@ -56,7 +56,7 @@ def test_repro_runs_every_stage_and_writes_the_tables(project):
     root, env = project
     output = sh(["dvc", "repro"], root, env)
     assert ran(output) == per_seed(
-        "train",
+        "autoencoder",
         "cluster",
         "pretrain_simclr",
         "pretrain_gsimclr",
@@ -113,7 +113,7 @@ def test_mlflow_holds_tagged_linked_runs(project):
     ).stdout
     count, stages, children = out.strip().splitlines()
     assert int(count) == 9 * len(SEEDS) + 1
-    assert stages == "['cluster', 'compare', 'evaluate', 'pretrain', 'train']"
+    assert stages == "['autoencoder', 'cluster', 'compare', 'evaluate', 'pretrain']"
     assert int(children) == 9 * len(SEEDS)
 
 
@@ -125,7 +125,7 @@ def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
         "exp = mlflow.get_experiment_by_name('gsimclr-digits');"
         "runs = mlflow.search_runs(experiment_names=['gsimclr-digits']);"
         "compare = c.get_run(runs[runs['tags.stage'] == 'compare'].iloc[0]['run_id']);"
-        "train = c.get_run(runs[runs['tags.stage'] == 'train'].iloc[0]['run_id']);"
+        "train = c.get_run(runs[runs['tags.stage'] == 'autoencoder'].iloc[0]['run_id']);"
         "print(json.dumps({'kind': exp.tags.get('mlflow.experimentKind'),"
         " 'newest': {m: c.get_model_version_by_alias(f'gsimclr-digits-{m}', 'newest').version"
         "            for m in ('simclr', 'gsimclr', 'autoencoder')},"

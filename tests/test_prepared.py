@@ -12,13 +12,13 @@ import pytest
 from conftest import TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
-from gsimclr import prepared as prepared_module
 from gsimclr.cli import app
-from gsimclr.config import DataConfig
-from gsimclr.data import load_dataset
-from gsimclr.errors import UserError
-from gsimclr.layout import Layout
-from gsimclr.prepared import dataset_key, load, read_prepared
+from gsimclr.data import prepared as prepared_module
+from gsimclr.data.loaders import load_dataset
+from gsimclr.data.prepared import dataset_key, load, read_prepared
+from gsimclr.pipeline.layout import Layout
+from gsimclr.settings.config import DataConfig
+from gsimclr.system.errors import UserError
 
 runner = CliRunner()
 CFG = DataConfig(**TINY_PARAMS["data"])

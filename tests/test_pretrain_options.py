@@ -8,7 +8,7 @@ from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.device import resolve_precision
+from gsimclr.training.device import resolve_precision
 
 
 def test_bf16_autocast_trains(tmp_path, monkeypatch):

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from gsimclr.engine import LoopConfig, Training, fit
-from gsimclr.pseudo_labels import PseudoLabels
-from gsimclr.samplers import GuidedBatchSampler
+from gsimclr.method.pseudo_labels import PseudoLabels
+from gsimclr.method.samplers import GuidedBatchSampler
+from gsimclr.training.engine import LoopConfig, Training, fit
 
 X = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
 INITIAL = np.arange(64) % 4

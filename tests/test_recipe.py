@@ -8,13 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from gsimclr.augment import random_gaussian_blur
-from gsimclr.config import PretrainConfig
-from gsimclr.knn import knn_accuracy, knn_predict
-from gsimclr.optim import parameter_groups, warmup_cosine
-from gsimclr.probe import linear_probe
+from gsimclr.evaluation.knn import knn_accuracy, knn_predict
+from gsimclr.evaluation.probe import linear_probe
+from gsimclr.evaluation.stats import summarize
+from gsimclr.method.augment import random_gaussian_blur
+from gsimclr.settings.config import PretrainConfig
 from gsimclr.stages.compare import beats
-from gsimclr.stats import summarize
+from gsimclr.training.optim import parameter_groups, warmup_cosine
 
 
 def reference_knn(memory, memory_labels, queries, n_classes, k, temperature):

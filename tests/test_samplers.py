@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gsimclr.samplers import (
+from gsimclr.method.samplers import (
     GuidedBatchSampler,
     RandomBatchSampler,
     batch_stats,

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from gsimclr.stats import paired_difference, summarize, verdict
+from gsimclr.evaluation.stats import paired_difference, summarize, verdict
 
 
 def test_interval_is_the_student_t_interval():
@@ -47,7 +47,7 @@ def test_pairing_needs_the_same_seeds():
 
 
 def test_collapsed_pretraining_runs_are_named():
-    from gsimclr.metrics import PretrainMetrics
+    from gsimclr.outputs.metrics import PretrainMetrics
     from gsimclr.stages.compare import SeedOutputs, collapse_warning, collapsed_runs
 
     def pretrain(loss: float) -> PretrainMetrics:

@@ -14,7 +14,7 @@ from conftest import REPO, STUDY_COMMANDS, write_cifar_fixture, write_image_fold
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.study import exp_run_command, overrides
+from gsimclr.pipeline.study import exp_run_command, overrides
 
 runner = CliRunner()
 STUDIES = ["cifar10", "cifar10-cpu", "cifar10-gpu", "imagenet5", "imagenet5-cpu", "imagenet5-cpu-strong"]

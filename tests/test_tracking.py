@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY_PARAMS, write_params
 from mlflow import MlflowClient
 
-from gsimclr import tracking
+from gsimclr.pipeline import tracking
 
 
 def test_a_study_never_takes_another_studys_runs(tmp_path, monkeypatch):
@@ -50,7 +50,7 @@ def test_the_ui_hint_of_the_project_store_is_relative(tmp_path, monkeypatch):
 
 def test_the_project_store_keeps_artifacts_under_mlruns(tmp_path, monkeypatch):
     """Also when an earlier stage in the same process exported MLFLOW_TRACKING_URI (mlflow does that)."""
-    from gsimclr.config import Params
+    from gsimclr.settings.config import Params
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.local_uri())
@@ -73,7 +73,7 @@ def test_a_copied_project_writes_its_runs_and_artifacts_only_into_its_own_store(
     original, copy = tmp_path / "X", tmp_path / "Y"
     original.mkdir()
     write_params(original / "params.yaml", TINY_PARAMS)
-    for stage in ("prepare", "train"):
+    for stage in ("prepare", "autoencoder"):
         assert gsimclr_in(original, stage).returncode == 0
     shutil.copytree(original, copy, symlinks=True)
     shutil.rmtree(original)
@@ -91,7 +91,7 @@ def test_a_corrupt_store_says_so_in_one_line(tmp_path):
     write_params(tmp_path / "params.yaml", TINY_PARAMS)
     (tmp_path / "mlruns").mkdir()
     (tmp_path / "mlruns" / "mlflow.db").write_bytes(b"this is no sqlite database" * 100)
-    result = gsimclr_in(tmp_path, "train")
+    result = gsimclr_in(tmp_path, "autoencoder")
     errors = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(errors) == 1 and "corrupt" in errors[0], result.stderr[-2000:]
     assert not (tmp_path / "artifacts").exists()

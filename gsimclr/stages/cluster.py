@@ -8,30 +8,30 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
-from gsimclr import plots
-from gsimclr.clustering import cluster_quality, kmeans_pseudo_labels, size_stats
-from gsimclr.data import to_float
-from gsimclr.engine import map_batches
-from gsimclr.errors import UserError
-from gsimclr.layout import Stage
-from gsimclr.metrics import ClusterMetrics
+from gsimclr.data.loaders import to_float
+from gsimclr.method.clustering import cluster_quality, kmeans_pseudo_labels, size_stats
+from gsimclr.method.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats, min_same_label_pairs
+from gsimclr.models import build
 from gsimclr.models.autoencoder import DenoisingAutoencoder
-from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats, min_same_label_pairs
+from gsimclr.outputs import plots
+from gsimclr.outputs.metrics import ClusterMetrics
+from gsimclr.pipeline.tracking import stage_run
+from gsimclr.settings.names import Stage
 from gsimclr.stages.context import StageContext, finish, log_training_data
-from gsimclr.stages.train_autoencoder import build_autoencoder
-from gsimclr.storage import load_upstream, write_json
-from gsimclr.tracking import stage_run
+from gsimclr.system.errors import UserError
+from gsimclr.system.storage import load_upstream, write_json
+from gsimclr.training.engine import map_batches
 
 STAGE: Stage = "cluster"
 
 
 def load_autoencoder(ctx: StageContext) -> DenoisingAutoencoder:
-    """The `train` stage's autoencoder of this seed; a missing or mismatched file is a one-line error."""
+    """The `autoencoder` stage's autoencoder of this seed; a missing or mismatched file is a one-line error."""
     return load_upstream(
         ctx.layout.autoencoder,
         "autoencoder",
-        "gsimclr train",
-        lambda state: build_autoencoder(ctx.params.autoencoder, state.get("in_channels", 1)),
+        "gsimclr autoencoder",
+        lambda state: build.autoencoder(ctx.params.autoencoder, state.get("in_channels", 1)),
         "does not match autoencoder.filters/kernel_size in params",
     ).to(ctx.device)
 

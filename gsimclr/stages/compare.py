@@ -12,16 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
-from gsimclr import plots
-from gsimclr.layout import EVAL_METHODS, METHODS, EvalMethod, Layout, Stage
-from gsimclr.machine import hardware
-from gsimclr.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
+from gsimclr.evaluation.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.models.heads import TAPS
-from gsimclr.paper import PAPER_RESULTS
+from gsimclr.outputs import plots
+from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
+from gsimclr.pipeline.layout import Layout
+from gsimclr.pipeline.tracking import StageRun, link_runs, stage_run, ui_hint
+from gsimclr.reporting.paper import PAPER_RESULTS
+from gsimclr.settings.names import EVAL_METHODS, METHODS, PIXELS, EvalMethod, Stage
 from gsimclr.stages.context import StageContext
-from gsimclr.stats import Summary, paired_difference, summarize, verdict
-from gsimclr.storage import read_json, write_json, write_text
-from gsimclr.tracking import StageRun, link_runs, stage_run, ui_hint
+from gsimclr.system.machine import hardware
+from gsimclr.system.storage import read_json, write_json, write_text
 
 STAGE = "compare"
 LABELS = {
@@ -34,7 +35,6 @@ LABELS = {
 FINETUNE = "fine-tune"
 """Representation name of the Table III rows (the whole backbone, trained on the labelled fraction); for
 `random_init` it is training from scratch on the same labelled images."""
-PIXELS = "pixels"
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def read_seed(layout: Layout) -> SeedOutputs:
         for m in METHODS
     }
     record_names: list[tuple[Stage, Optional[EvalMethod]]] = [
-        ("train", None),
+        ("autoencoder", None),
         ("cluster", None),
         *[("pretrain", m) for m in METHODS],
         *[("evaluate", m) for m in EVAL_METHODS],

@@ -13,14 +13,17 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from gsimclr import declared, prepared
-from gsimclr.config import Params
-from gsimclr.data import ImageSplits, to_float
-from gsimclr.device_images import DeviceImages, Stream, device_images
-from gsimclr.layout import EvalMethod, Layout, Stage, TrainingFiles
-from gsimclr.machine import hardware
-from gsimclr.storage import file_digest, write_json
-from gsimclr.tracking import StageRun
+from gsimclr.data import prepared
+from gsimclr.data.device_images import DeviceImages, device_images
+from gsimclr.data.loaders import ImageSplits, to_float
+from gsimclr.pipeline.layout import Layout, TrainingFiles
+from gsimclr.pipeline.tracking import StageRun
+from gsimclr.settings import declared
+from gsimclr.settings.config import Params
+from gsimclr.settings.names import EvalMethod, Stage, Stream
+from gsimclr.system.machine import hardware
+from gsimclr.system.storage import file_digest, write_json
+from gsimclr.training.engine import LoopConfig
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class StageContext:
     """What one stage run receives: its declared params, seed, paths and device."""
 
     params: Params
-    """The stage's view of the params: reading an entry it does not declare raises (`gsimclr.declared`)."""
+    """The stage's view of the params: reading an entry it does not declare raises (`gsimclr.settings.declared`)."""
     seed: int
     """The seed of this run (one of `params.seeds`); `layout` is already scoped to it."""
     layout: Layout
@@ -60,6 +63,19 @@ class StageContext:
         params = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:16]
         files = "".join(f"-{file_digest(path)}" for path in inputs)
         return f"{params}-{data.digest}{files}-seed{self.seed}"
+
+    def training_loop(self, desc: str, epochs: int, files: TrainingFiles, identity: str, **options: Any) -> LoopConfig:
+        """The epoch loop of one training run of this stage: resumable from `files.checkpoint` when its
+        identity (`config_hash` plus what tells the stage's runs apart) matches, logged to `files.log`.
+        `options`: the run's selection (`monitor`, `mode`, `patience`) or a data-parallel rank's `seed`/`writer`."""
+        settings: dict[str, Any] = {
+            "seed": self.seed,
+            "checkpoint": files.checkpoint,
+            "log_file": files.log,
+            "checkpoint_every": self.params.checkpoint_every,
+            "restart": self.restart,
+        }
+        return LoopConfig(desc=desc, epochs=epochs, config_hash=identity, **{**settings, **options})
 
 
 def stage_context(

@@ -3,7 +3,7 @@ controls that say whether pretraining learned anything at all.
 
 `--method` picks what is evaluated:
 
-- `simclr`, `gsimclr`: a pretrained network. The linear probe (`gsimclr.probe`) on its frozen P1, P2 and
+- `simclr`, `gsimclr`: a pretrained network. The linear probe (`gsimclr.evaluation.probe`) on its frozen P1, P2 and
   P3, then fine-tuning of its backbone on a class-stratified `finetune_fraction` of the fit split.
 - `random_init`: the same network untrained (initialised from the run's seed), through the same probes
   and the same fine-tune, which for an untrained network is training from scratch on exactly the
@@ -28,24 +28,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsimclr.config import ClassifierConfig
-from gsimclr.data import ImageSplits, LabelSplit, split_indices, stratified_subset, to_float
-from gsimclr.device_images import DeviceImages, reading_ahead
-from gsimclr.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
-from gsimclr.layout import Classifier, EvalMethod, Method, Stage, is_pretrained
-from gsimclr.metrics import EvaluationMetrics, RowScores, epoch_curves
+from gsimclr.data.device_images import DeviceImages, reading_ahead
+from gsimclr.data.loaders import ImageSplits, LabelSplit, split_indices, stratified_subset, to_float
+from gsimclr.evaluation.probe import linear_probe
+from gsimclr.method.samplers import epoch_rng, shuffled_batches
+from gsimclr.models import build
 from gsimclr.models.backbones import feature_dim
 from gsimclr.models.heads import TAPS, SimCLRNet
-from gsimclr.optim import warmup_cosine
-from gsimclr.probe import linear_probe
-from gsimclr.samplers import epoch_rng, shuffled_batches
-from gsimclr.stages import build
+from gsimclr.outputs.metrics import EvaluationMetrics, RowScores, epoch_curves
+from gsimclr.pipeline.tracking import StageRun, stage_run
+from gsimclr.settings.config import ClassifierConfig
+from gsimclr.settings.names import PIXELS, Classifier, EvalMethod, Method, Stage, is_pretrained
 from gsimclr.stages.context import StageContext, finish, log_training_data
-from gsimclr.storage import load_upstream
-from gsimclr.tracking import StageRun, stage_run
+from gsimclr.system.storage import load_upstream
+from gsimclr.training.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
+from gsimclr.training.optim import warmup_cosine
 
 STAGE: Stage = "evaluate"
-PIXELS = "pixels"
 """The representation name of the raw-pixel probe (`linear_pixels_*` metrics)."""
 
 
@@ -63,15 +62,11 @@ def classifier_loop(
     """Epochs, early stopping on validation accuracy, checkpoint and identity of one trained classifier."""
     files = ctx.layout.classifier_training(method, name)
     inputs = [ctx.layout.pretrained(method)] if is_pretrained(method) else []
-    return LoopConfig(
-        desc=f"evaluate_{method}_{name}",
-        epochs=cfg.epochs,
-        seed=ctx.seed,
-        checkpoint=files.checkpoint,
-        log_file=files.log,
-        checkpoint_every=ctx.params.checkpoint_every,
-        restart=ctx.restart,
-        config_hash=ctx.config_hash(data, inputs=inputs) + f"evaluate_{method}_{name}",
+    return ctx.training_loop(
+        f"evaluate_{method}_{name}",
+        cfg.epochs,
+        files,
+        ctx.config_hash(data, inputs=inputs) + f"evaluate_{method}_{name}",
         monitor="val_acc",
         mode="max",
         patience=cfg.patience,
@@ -222,7 +217,7 @@ def evaluate_network(run: Evaluation, net: SimCLRNet, pretrained: bool) -> None:
 
 def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
     """Evaluate one method (see the module docstring) on this seed's split; returns and writes the
-    scores of every row it evaluated (`gsimclr.metrics.EvaluationMetrics`)."""
+    scores of every row it evaluated (`gsimclr.outputs.metrics.EvaluationMetrics`)."""
     params = ctx.params
     data = ctx.dataset()
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)

@@ -1,4 +1,4 @@
-"""Stage 0: decode the dataset once into memory-mapped arrays under `prepared/` (see `gsimclr.prepared`).
+"""Stage 0: decode the dataset once into memory-mapped arrays under `prepared/` (see `gsimclr.data.prepared`).
 
 DVC cannot see inside `data.root`, so this stage runs on every `dvc repro` (`always_changed`); its
 output's hash changes only when the decoded images do, and only then does anything downstream re-run.
@@ -6,8 +6,8 @@ output's hash changes only when the decoded images do, and only then does anythi
 
 from __future__ import annotations
 
-from gsimclr.data import decode_dataset
-from gsimclr.prepared import dataset_key, stamped_fingerprint, write_prepared
+from gsimclr.data.loaders import decode_dataset
+from gsimclr.data.prepared import dataset_key, stamped_fingerprint, write_prepared
 from gsimclr.stages.context import StageContext
 
 

@@ -1,6 +1,6 @@
 """Stage 3: SimCLR or G-SimCLR pretraining; one loop, and the batch sampler is the only difference.
 
-Under `torchrun` the same stage trains data-parallel (see `gsimclr.distributed`); only rank 0 writes.
+Under `torchrun` the same stage trains data-parallel (see `gsimclr.training.distributed`); only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -13,27 +13,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsimclr import plots
-from gsimclr.clustering import cluster_quality
-from gsimclr.config import PretrainConfig
-from gsimclr.data import ImageSplits, split_indices, to_float
-from gsimclr.device import resolve_precision
-from gsimclr.device_images import DeviceImages, reading_ahead
-from gsimclr.distributed import World, check_batch, join_world, wrap_model
-from gsimclr.engine import SEED_STRIDE, LoopConfig, Training, fit, map_batches, resumable_run_id
-from gsimclr.errors import UserError
-from gsimclr.knn import knn_accuracy
-from gsimclr.layout import Method, Stage
-from gsimclr.losses import nt_xent
-from gsimclr.metrics import PretrainMetrics, epoch_curves
+from gsimclr.data.device_images import DeviceImages, reading_ahead
+from gsimclr.data.loaders import ImageSplits, split_indices, to_float
+from gsimclr.evaluation.knn import knn_accuracy
+from gsimclr.method.clustering import cluster_quality
+from gsimclr.method.contrastive_step import ContrastiveStep, Precision
+from gsimclr.method.pseudo_labels import PseudoLabels, read_pseudo_labels
+from gsimclr.method.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
+from gsimclr.models import build
 from gsimclr.models.heads import SimCLRNet
-from gsimclr.optim import parameter_groups, warmup_cosine
-from gsimclr.pseudo_labels import PseudoLabels, read_pseudo_labels
-from gsimclr.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
-from gsimclr.stages import build
+from gsimclr.outputs import plots
+from gsimclr.outputs.metrics import PretrainMetrics, epoch_curves
+from gsimclr.pipeline.tracking import StageRun, registered_model_name, stage_run
+from gsimclr.settings.config import PretrainConfig
+from gsimclr.settings.names import Method, Stage
 from gsimclr.stages.context import StageContext, finish, log_training_data, model_example
-from gsimclr.storage import save_torch, write_csv, write_json
-from gsimclr.tracking import StageRun, registered_model_name, stage_run
+from gsimclr.system.errors import UserError
+from gsimclr.system.storage import save_torch, write_csv, write_json
+from gsimclr.training.device import resolve_precision
+from gsimclr.training.distributed import World, check_batch, join_world, wrap_model
+from gsimclr.training.engine import SEED_STRIDE, LoopConfig, Training, fit, map_batches, resumable_run_id
+from gsimclr.training.optim import parameter_groups, warmup_cosine
 
 STAGE: Stage = "pretrain"
 
@@ -122,29 +122,21 @@ def contrastive_step(
     images: DeviceImages,
     labels: Optional[PseudoLabels],
     world: World,
-    precision: str,
-) -> Callable[[np.ndarray], dict[str, torch.Tensor]]:
-    """Batch indices -> NT-Xent of two augmented views of every image (SimCLR, Chen et al. 2020, Alg. 1);
-    data-parallel ranks each embed a shard and the loss sees the gathered batch. `precision`: the
-    resolved `pretrain.precision` (fp32 or bf16 autocast of the forward pass)."""
+) -> ContrastiveStep:
+    """The training step of `method`: NT-Xent of two views per image; G-SimCLR's `guidance` says how
+    same-pseudo-label pairs enter the loss (SimCLR keeps them as negatives, as the paper does)."""
     cfg, guidance = ctx.params.pretrain, ctx.params.guidance if method == "gsimclr" else None
-    augment = build.view_augment(cfg.augment, ctx.params.data.image_size)
-    false_negatives = guidance.false_negatives if guidance is not None else "keep"
-    tau_plus = guidance.tau_plus if guidance is not None else 0.0
-    uses_labels = false_negatives in ("cancel", "attract")
-
-    def step(idx: np.ndarray) -> dict[str, torch.Tensor]:
-        local, sizes = world.shard(idx)
-        x = to_float(images.stored(local))  # the views are cropped from the whole stored image
-        with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            z1, z2 = model(torch.cat([augment(x), augment(x)])).float().chunk(2)
-        clusters = torch.as_tensor(labels.current[idx]) if uses_labels and labels is not None else None
-        loss = nt_xent(
-            world.gather(z1, sizes), world.gather(z2, sizes), cfg.temperature, clusters, false_negatives, tau_plus
-        )
-        return {"loss": loss}
-
-    return step
+    return ContrastiveStep(
+        model=model,
+        augment=build.view_augment(cfg.augment, ctx.params.data.image_size),
+        images=lambda idx: to_float(images.stored(idx)),
+        temperature=cfg.temperature,
+        false_negatives=guidance.false_negatives if guidance is not None else "keep",
+        tau_plus=guidance.tau_plus if guidance is not None else 0.0,
+        pseudo_labels=(lambda: labels.current) if labels is not None else None,
+        precision=cast(Precision, resolve_precision(cfg.precision, ctx.device)),
+        shards=world,
+    )
 
 
 def batch_diagnostics(
@@ -169,16 +161,13 @@ def pretrain_loop(ctx: StageContext, method: Method, data: ImageSplits, world: W
     so shards of one batch do not share augmentation draws)."""
     files = ctx.layout.pretrain_training(method)
     inputs = [ctx.layout.pseudo_labels] if method == "gsimclr" else []
-    return LoopConfig(
-        desc=f"pretrain_{method}",
-        epochs=ctx.params.pretrain.epochs,
+    return ctx.training_loop(
+        f"pretrain_{method}",
+        ctx.params.pretrain.epochs,
+        files,
+        ctx.config_hash(data, inputs=inputs) + f"{method}-world{world.size}",
         seed=ctx.seed + SEED_STRIDE * world.rank,
-        checkpoint=files.checkpoint,
-        log_file=files.log,
-        checkpoint_every=ctx.params.checkpoint_every,
         writer=world.is_main,
-        restart=ctx.restart,
-        config_hash=ctx.config_hash(data, inputs=inputs) + f"{method}-world{world.size}",
     )
 
 
@@ -206,20 +195,20 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     model = wrap_model(cast(nn.Module, torch.compile(net)) if cfg.compile else net, world, ctx.device)
     optimizer, scheduler = sgd_warmup_cosine(cfg, model, len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed)))
     monitor = knn_monitor(ctx, net, data, images)
-    precision = resolve_precision(cfg.precision, ctx.device)
+    step = contrastive_step(ctx, method, model, images, labels, world)
     loop = pretrain_loop(ctx, method, data, world)
     with stage_run(
         STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main
     ) as tracker:
         log_training_data(tracker, ctx, data)
-        tracker.set_tag("precision", precision)
+        tracker.set_tag("precision", step.precision)
         result = fit(
             Training(
                 model=model,
                 optimizer=optimizer,
                 scheduler=scheduler,
                 batches=reading_ahead(images, epoch_batches(ctx, len(images), labels), lambda b: world.shard(b)[0]),
-                step=contrastive_step(ctx, method, model, images, labels, world, precision),
+                step=step,
                 batch_metrics=batch_diagnostics(data.train_y.numpy(), labels),
                 validate=monitor,
                 on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),

@@ -1,0 +1,364 @@
+"""Datasets decoded once into in-memory uint8 tensors, plus the seeded splits every stage shares.
+
+All supported datasets fit in memory at the resolutions used here (CIFAR-10: 150 MB), so stages index
+tensors directly instead of decoding images per step; that keeps the data path off the training profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import stat
+import struct
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+
+from gsimclr.settings.config import DataConfig
+from gsimclr.system.errors import UserError
+from gsimclr.system.storage import file_digest
+
+CIFAR_DIRNAME = "cifar-10-batches-py"
+CIFAR_HELP = (
+    "get it with data.download: true (needs network), or unpack the python version from "
+    "https://www.cs.toronto.edu/~kriz/cifar.html so that {root}/cifar-10-batches-py exists"
+)
+
+
+@dataclass(frozen=True)
+class ImageSplits:
+    """Train and test images as uint8 (N, C, H, W) tensors with integer class labels."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+
+    @cached_property
+    def digest(self) -> str:
+        """Short SHA-256 of the training images and labels as decoded: what every training stage consumes,
+        so a changed dataset never resumes a checkpoint built from the old one."""
+        digest = hashlib.sha256(self.train_x.contiguous().numpy().data)  # hashes the buffer, no copy
+        digest.update(self.train_y.contiguous().numpy().data)
+        return digest.hexdigest()[:16]
+
+    @property
+    def channels(self) -> int:
+        """Image channels (1 for digits, 3 for RGB)."""
+        return int(self.train_x.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (from the class names, so an empty class still counts)."""
+        return len(self.classes)
+
+
+def with_digest(data: ImageSplits, digest: str) -> ImageSplits:
+    """`data` with its digest already known (verified against its files), so it is not hashed again; a
+    subset made from it (`dataclasses.replace`) is a new object and hashes its own images."""
+    data.__dict__["digest"] = digest  # where functools.cached_property keeps its value
+    return data
+
+
+@dataclass(frozen=True)
+class LabelSplit:
+    """Indices into the training split: `fit` trains, `val` selects models and stops early."""
+
+    fit: np.ndarray
+    val: np.ndarray
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]."""
+    return images.float().div_(255.0)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
+
+
+DIGITS_TEST_SPLIT_SEED = 0
+"""digits ships no test split; ours is carved once, the same for every run seed, so seeds share a test set."""
+
+
+def _load_digits(cfg: DataConfig) -> ImageSplits:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)).unsqueeze(1)
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=cfg.test_fraction, stratify=digits.target, random_state=DIGITS_TEST_SPLIT_SEED
+    )
+    images = _resize(images, cfg.stored_side)
+    return ImageSplits(
+        images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], [str(c) for c in range(10)]
+    )
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what the documented CIFAR-10 python batches hold (dicts, lists, bytes, numbers and
+    numpy arrays): any other global, e.g. `os.system` in a booby-trapped file, is refused, not called."""
+
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+            ("numpy.core.numeric", "_frombuffer"),
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store an array's bytes through it
+        }
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _safe_unpickle(path: Path) -> dict:
+    """A CIFAR-10 python batch as a dict; anything else (or any code in it) is a one-line `UserError`."""
+    try:
+        with path.open("rb") as handle:
+            obj = _CifarUnpickler(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+        raise UserError(f"not a CIFAR-10 python batch: {path} ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"not a CIFAR-10 python batch: {path} (holds {type(obj).__name__})")
+    return obj
+
+
+def _read_cifar_batches(folder: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read the documented CIFAR-10 python format (pickled dicts with b'data' and b'labels')."""
+    data: list[np.ndarray] = []
+    labels: list[int] = []
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise UserError(f"CIFAR-10 batch missing: {path}")
+        batch = _safe_unpickle(path)
+        try:
+            array = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            data.append(array)
+            labels.extend(int(label) for label in batch[b"labels"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise UserError(f"not a CIFAR-10 python batch: {path} ({type(exc).__name__})") from None
+    return torch.from_numpy(np.concatenate(data)), torch.tensor(labels, dtype=torch.int64)
+
+
+def _load_cifar10(cfg: DataConfig) -> ImageSplits:
+    root = Path(cfg.root or ".")
+    folder = root / CIFAR_DIRNAME
+    if not folder.is_dir():
+        if not cfg.download:
+            raise UserError(f"CIFAR-10 not found at {folder}: " + CIFAR_HELP.format(root=root))
+        from torchvision.datasets import CIFAR10
+
+        try:
+            CIFAR10(str(root), train=True, download=True)
+        except OSError as exc:
+            raise UserError(f"CIFAR-10 download failed ({exc}); " + CIFAR_HELP.format(root=root)) from None
+    train_x, train_y = _read_cifar_batches(folder, [f"data_batch_{i}" for i in range(1, 6)])
+    test_x, test_y = _read_cifar_batches(folder, ["test_batch"])
+    classes = [str(i) for i in range(10)]
+    meta = folder / "batches.meta"
+    if meta.is_file():
+        try:
+            classes = [name.decode() for name in _safe_unpickle(meta)[b"label_names"]]
+        except (KeyError, AttributeError, TypeError):
+            raise UserError(f"not a CIFAR-10 batches.meta file: {meta}") from None
+    return ImageSplits(_resize(train_x, cfg.stored_side), train_y, _resize(test_x, cfg.stored_side), test_y, classes)
+
+
+def _refuse_symlink_loops(folder: Path) -> None:
+    """ImageFolder follows directory links, so a link to an ancestor would be walked forever."""
+    for current, dirs, _ in os.walk(folder):
+        for name in dirs:
+            link = Path(current) / name
+            if link.is_symlink() and Path(current).resolve().is_relative_to(link.resolve()):
+                raise UserError(f"{link} links back to {link.resolve()}: a symlink loop in the image folder")
+
+
+def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+    """Decode an ImageFolder tree once; returns images, labels, class names and the decoded files.
+
+    Unreadable images are skipped with a counted warning: one truncated JPEG among thousands should
+    not end a study, but silently dropping data would hide a broken copy, so the count and the first
+    offending path are printed. Images that are not 8-bit RGB or grey (RGBA, CMYK, 16-bit, palette)
+    are converted to RGB, and counted the same way.
+    """
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms import v2
+    from tqdm.auto import tqdm
+
+    if not folder.is_dir():
+        raise UserError(f"image folder not found: {folder} (expected <root>/train/<class>/*.jpg and <root>/test/...)")
+    _refuse_symlink_loops(folder)
+    classes, samples = _image_files(folder)
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+    images, labels, paths, skipped, converted = [], [], [], [], []
+    for path, target in tqdm(samples, desc=f"decoding {folder.name}", leave=False, disable=None):
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named *.png would block the decoder forever
+                raise OSError(f"not a regular file: {path}")
+            image, mode = _rgb_loader(path)
+            images.append(transform(image))
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, struct.error):
+            skipped.append(path)
+            continue
+        labels.append(target)
+        paths.append(path)
+        if mode not in ("RGB", "L"):
+            converted.append(f"{path} ({mode})")
+    if skipped:
+        print(f"warning: skipped {len(skipped)} unreadable image(s) in {folder} (first: {printable(skipped[0])})")
+    if converted:
+        print(
+            f"note: converted {len(converted)} image(s) that are not 8-bit RGB or grey to RGB in {folder} "
+            f"(first: {printable(converted[0])})"
+        )
+    missing = sorted(set(range(len(classes))) - set(labels))
+    if missing:
+        raise UserError(f"{folder}: no readable image in class folder(s) {[classes[c] for c in missing]}")
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, paths
+
+
+def printable(text: str) -> str:
+    """`text` as one safe line: control characters (a newline in a file name could fake an `error:` line)
+    and undecodable bytes escaped."""
+    return text if text.isprintable() else ascii(text)[1:-1]
+
+
+def _image_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (the visible sub-folders, sorted, as torchvision's ImageFolder names them) and every visible
+    image file under them with its class index. Hidden folders and files (`.ipynb_checkpoints/`, `.DS_Store`)
+    are not data; a class name that is not valid UTF-8 is kept with its bytes escaped, so plots and tables
+    can print it."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
+    entries = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
+    if not entries:
+        raise UserError(f"{folder}: no class folders (expected {folder}/<class>/*.jpg)")
+
+    def visible_image(path: str) -> bool:
+        return not Path(path).name.startswith(".") and path.lower().endswith(IMG_EXTENSIONS)
+
+    try:
+        samples = make_dataset(str(folder), {name: i for i, name in enumerate(entries)}, None, visible_image)
+    except FileNotFoundError as exc:
+        raise UserError(f"{folder}: {printable(str(exc).splitlines()[0])}") from None
+    samples = [
+        (path, c) for path, c in samples if not any(p.startswith(".") for p in Path(path).relative_to(folder).parts)
+    ]
+    return [printable(name) for name in entries], samples
+
+
+def _rgb_loader(path: str):
+    """The image as 8-bit RGB, and the mode it was stored in."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB"), image.mode
+
+
+def _load_imagefolder(cfg: DataConfig) -> ImageSplits:
+    root = Path(cfg.root or ".")
+    train_x, train_y, classes, train_files = _read_image_folder(root / "train", cfg.stored_side)
+    test_x, test_y, test_classes, test_files = _read_image_folder(root / "test", cfg.stored_side)
+    if test_classes != classes:
+        raise UserError(f"{root}: train/ and test/ hold different class folders")
+    _refuse_shared_files(train_files, test_files)
+    return ImageSplits(train_x, train_y, test_x, test_y, classes)
+
+
+def _refuse_shared_files(train_files: list[str], test_files: list[str]) -> None:
+    """The same image file (byte for byte) in train/ and test/ would leak test images into training."""
+    train = {file_digest(Path(path)) for path in train_files}
+    shared = [path for path in test_files if file_digest(Path(path)) in train]
+    if shared:
+        raise UserError(
+            f"{len(shared)} test image(s) also appear in train/ (first: {shared[0]}): "
+            "the test split must hold unseen images"
+        )
+
+
+def decode_dataset(cfg: DataConfig) -> ImageSplits:
+    """Decode the configured dataset at its stored size (`data.stored_size`, default `data.image_size`); a
+    missing or malformed one is a one-line `UserError`."""
+    loaders = {"digits": _load_digits, "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
+    data = loaders[cfg.name](cfg)
+    if data.num_classes < 2:
+        raise UserError(
+            f"{cfg.name} dataset at {cfg.root} has {data.num_classes} class: the evaluation needs at least two classes"
+        )
+    return data
+
+
+def long_tailed(data: ImageSplits, cfg: DataConfig) -> ImageSplits:
+    """The training split cut to `data.imbalance_ratio` (unchanged at ratio 1); the test split is untouched."""
+    if cfg.imbalance_ratio <= 1:
+        return data
+    keep = torch.as_tensor(long_tailed_indices(data.train_y.numpy(), cfg.imbalance_ratio, cfg.imbalance_seed))
+    return replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
+
+
+def load_dataset(cfg: DataConfig) -> ImageSplits:
+    """Decode the configured dataset now (stages read the `prepare` stage's arrays: `prepared.load`)."""
+    return long_tailed(decode_dataset(cfg), cfg)
+
+
+def long_tailed_counts(class_sizes: np.ndarray, ratio: float) -> np.ndarray:
+    """Images kept per class: exponential decay from the smallest class size to 1/ratio of it (at least 1)."""
+    n_classes, head = len(class_sizes), int(class_sizes.min())
+    return np.maximum(1, np.floor(head * ratio ** (-np.arange(n_classes) / (n_classes - 1)))).astype(int)
+
+
+def long_tailed_indices(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """A seeded long-tailed subset of the training split (class 0 largest), in the original order."""
+    rng = np.random.default_rng(seed)
+    counts = long_tailed_counts(np.bincount(labels), ratio)
+    kept = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in enumerate(counts)]
+    return np.sort(np.concatenate(kept))
+
+
+def split_indices(n: int, val_fraction: float, seed: int, labels: Optional[torch.Tensor] = None) -> LabelSplit:
+    """Seeded fit/val split carved from the training split (never the test split).
+
+    Stratified by class when `labels` are given (evaluation); random otherwise (unsupervised stages,
+    which must not see labels).
+    """
+    try:
+        fit, val = train_test_split(
+            np.arange(n), test_size=val_fraction, stratify=None if labels is None else labels.numpy(), random_state=seed
+        )
+    except ValueError as exc:
+        raise UserError(
+            f"cannot carve a validation split (data.val_fraction={val_fraction}) from {n} images: {exc}"
+        ) from None
+    return LabelSplit(np.sort(fit), np.sort(val))
+
+
+def stratified_subset(indices: np.ndarray, labels: torch.Tensor, fraction: float, seed: int) -> np.ndarray:
+    """A class-stratified `fraction` of `indices` (the 10% labels of the fine-tuning protocol)."""
+    if fraction >= 1.0:
+        return indices
+    try:
+        subset, _ = train_test_split(indices, train_size=fraction, stratify=labels[indices].numpy(), random_state=seed)
+    except ValueError as exc:
+        raise UserError(f"cannot draw a class-stratified {fraction:.0%} of {len(indices)} images: {exc}") from None
+    return np.sort(subset)

@@ -1,0 +1,113 @@
+"""Figures a person would rather look at than read: loss curves, t-SNE of the latent space, cluster sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from gsimclr.system.storage import atomic_open
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    """Write `figure` as a PNG atomically (a reader never sees half a file)."""
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+
+
+def loss_curves(history: list[dict[str, float]], keys: list[str], title: str) -> Figure:
+    """One line per metric in `keys` against the epoch."""
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    epochs = [row["epoch"] for row in history]
+    for key in keys:
+        axis.plot(epochs, [row[key] for row in history], marker=".", label=key)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss")
+    axis.set_title(title)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def tsne_panels(embedding: np.ndarray, clusters: np.ndarray, classes: np.ndarray, class_names: list[str]) -> Figure:
+    """Two views of one t-SNE map: coloured by pseudo label and by true class (diagnostic only)."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5))
+    left.scatter(embedding[:, 0], embedding[:, 1], c=clusters, cmap="nipy_spectral", s=6)
+    left.set_title(f"autoencoder latent space by k-means cluster (k={clusters.max() + 1})")
+    for label in np.unique(classes):
+        mask = classes == label
+        right.scatter(embedding[mask, 0], embedding[mask, 1], s=6, label=class_names[label])
+    right.set_title("the same map by true class")
+    right.legend(markerscale=3, fontsize="small", loc="best")
+    for axis in (left, right):
+        axis.set_xticks([])
+        axis.set_yticks([])
+    return figure
+
+
+def cluster_sizes(clusters: np.ndarray) -> Figure:
+    """Cluster sizes, largest first, against their mean: how balanced the pseudo labels are."""
+    sizes = np.sort(np.bincount(clusters))[::-1]
+    figure, axis = plt.subplots(figsize=(6, 3))
+    axis.bar(np.arange(len(sizes)), sizes)
+    axis.axhline(sizes.mean(), color="k", linestyle="--", linewidth=1, label=f"mean {sizes.mean():.1f}")
+    axis.set_xlabel("cluster (sorted by size)")
+    axis.set_ylabel("images")
+    axis.set_title("pseudo-label cluster sizes")
+    axis.legend()
+    return figure
+
+
+def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baselines: list[tuple[str, list[float]]]) -> Figure:
+    """Every seed as a dot, the mean as a bar end, per method and representation: spread is visible at a glance."""
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    representations = list(next(iter(methods.values())))
+    width = 0.8 / len(methods)
+    for index, (method, cells) in enumerate(methods.items()):
+        offset = (index - (len(methods) - 1) / 2) * width
+        for position, representation in enumerate(representations):
+            values = np.asarray(cells[representation])
+            x = position + offset
+            axis.bar(
+                x, values.mean(), width * 0.9, color=f"C{index}", alpha=0.35, label=method if position == 0 else None
+            )
+            axis.scatter(np.full(len(values), x), values, color=f"C{index}", s=14, zorder=3)
+    for style, (name, baseline) in zip(("--", ":", "-."), baselines, strict=False):
+        axis.axhline(float(np.mean(baseline)), color="k", linestyle=style, linewidth=1, label=f"{name} (mean)")
+    axis.set_xticks(range(len(representations)), representations)
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title("test accuracy: bars are means over seeds, dots single seeds")
+    axis.legend(fontsize="small", loc="lower right")
+    axis.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabel: str, title: str) -> Figure:
+    """One line per (method, seed), coloured by method; each run is (epochs, values)."""
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    for index, (method, runs) in enumerate(curves.items()):
+        for number, (epochs, values) in enumerate(runs):
+            axis.plot(
+                epochs,
+                values,
+                color=f"C{index}",
+                alpha=0.8,
+                marker="." if len(values) < 30 else None,
+                label=method if number == 0 else None,
+            )
+    axis.set_xlabel("epoch")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def close(figure: Figure) -> None:
+    """Free a figure's memory (pyplot keeps every open figure alive)."""
+    plt.close(figure)

@@ -1,0 +1,72 @@
+"""One table across studies: each study's guided arm against its own SimCLR arm, paired by seed.
+
+`compare` answers "SimCLR vs G-SimCLR" inside one study. Options (a loss, refreshed labels, a long-tailed
+split) are separate DVC experiments, each with its own results.csv; this puts them side by side without
+copying numbers by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from gsimclr.evaluation.stats import paired_difference, summarize, verdict
+from gsimclr.outputs.metrics import read_results
+from gsimclr.system.errors import UserError
+
+REPRESENTATIONS = ("P1", "P2", "P3", "fine-tune")
+
+
+def parse_study(spec: str) -> tuple[str, Path]:
+    """`LABEL=path/to/results.csv` -> (label, path)."""
+    label, sep, path = spec.partition("=")
+    if not sep or not label or not path:
+        raise UserError(f"{spec!r}: expected LABEL=path/to/results.csv")
+    return label, Path(path)
+
+
+def study_cells(path: Path, metric: str) -> dict[tuple[str, str], dict[int, float]]:
+    """(method, representation) -> {seed: test accuracy} for one metric of one results.csv."""
+    cells: dict[tuple[str, str], dict[int, float]] = {}
+    for row in read_results(path):
+        if row.metric == metric:
+            cells.setdefault((row.method, row.representation), {})[row.seed] = 100 * row.test_acc  # % for the table
+    if not cells:
+        raise UserError(
+            f"{path} has no {metric} rows"
+            + (" (balanced accuracy is reported for long-tailed runs only)" if metric == "balanced_accuracy" else "")
+        )
+    return cells
+
+
+def study_rows(label: str, cells: dict[tuple[str, str], dict[int, float]], representations: Sequence[str]) -> list[str]:
+    """One table row per representation: SimCLR, the guided arm, their paired difference and the verdict."""
+    lines = []
+    for rep in representations:
+        simclr, guided = cells.get(("simclr", rep)), cells.get(("gsimclr", rep))
+        if simclr is None or guided is None:
+            raise UserError(f"study {label!r} has no {rep} results for both methods")
+        seeds = sorted(simclr)
+        if sorted(guided) != seeds:
+            raise UserError(f"study {label!r}: the two methods ran different seeds ({seeds} vs {sorted(guided)})")
+        a, b = [guided[s] for s in seeds], [simclr[s] for s in seeds]
+        diff = paired_difference(a, b)
+        lines.append(
+            f"| {label} | {rep} | {len(seeds)} | {summarize(b)} | {summarize(a)} | {diff.format(signed=True)} "
+            f"| {verdict(diff, 'guided arm', 'SimCLR')} |"
+        )
+    return lines
+
+
+def tabulate(studies: Sequence[str], metric: str = "accuracy", representations: Sequence[str] = REPRESENTATIONS) -> str:
+    """Markdown: per study and representation, SimCLR, the study's guided arm, and their paired difference."""
+    if not studies:
+        raise UserError("name at least one study as LABEL=path/to/results.csv")
+    lines = [
+        "| study | representation | seeds | SimCLR | guided arm | guided − SimCLR (paired) | verdict |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for spec in studies:
+        label, path = parse_study(spec)
+        lines += study_rows(label, study_cells(path, metric), representations)
+    return "\n".join(lines) + "\n"
