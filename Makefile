@@ -22,12 +22,12 @@ study: install
 	dvc repro
 	@cat results/results.md
 	@echo "Results table: $(CURDIR)/results/results.md (and results.csv)"
-	@grep "^Compare the runs" results/results.md
+	@grep "^SimCLR and G-SimCLR side by side" results/results.md
 
 ## Lint, format check, type check and the docs site first (seconds, warnings are errors), then the tests.
 test: install
-	$(BIN)/ruff check gsimclr tests benchmarks examples docs
-	$(BIN)/ruff format --check gsimclr tests benchmarks examples docs
+	$(BIN)/ruff check gsimclr tests benchmarks examples docs tools
+	$(BIN)/ruff format --check gsimclr tests benchmarks examples docs tools
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 	$(BIN)/python -m pytest -q --doctest-modules gsimclr tests

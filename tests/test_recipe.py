@@ -12,8 +12,8 @@ from gsimclr.evaluation.knn import knn_accuracy, knn_predict
 from gsimclr.evaluation.probe import linear_probe
 from gsimclr.evaluation.stats import summarize
 from gsimclr.method.augment import random_gaussian_blur
+from gsimclr.reporting.tables import beats
 from gsimclr.settings.config import PretrainConfig
-from gsimclr.stages.compare import beats
 from gsimclr.training.optim import parameter_groups, warmup_cosine
 
 

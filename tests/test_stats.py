@@ -48,7 +48,8 @@ def test_pairing_needs_the_same_seeds():
 
 def test_collapsed_pretraining_runs_are_named():
     from gsimclr.outputs.metrics import PretrainMetrics
-    from gsimclr.stages.compare import SeedOutputs, collapse_warning, collapsed_runs
+    from gsimclr.reporting.report import collapse_warning, collapsed_runs
+    from gsimclr.reporting.rows import SeedOutputs
 
     def pretrain(loss: float) -> PretrainMetrics:
         return PretrainMetrics(loss=loss, same_class_pairs_per_batch=0.0, epochs=1, processes=1)

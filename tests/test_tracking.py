@@ -39,11 +39,11 @@ def test_a_study_never_takes_another_studys_runs(tmp_path, monkeypatch):
 def test_the_ui_hint_of_the_project_store_is_relative(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    hint = tracking.ui_hint("7")
+    hint = tracking.ui_hint(tracking.ui_link("7"))
     assert "sqlite:///mlruns/mlflow.db" in hint and str(tmp_path) not in hint
     assert hint.endswith("http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://user:secret@mlflow.example.org")
-    assert tracking.ui_hint("7") == (
+    assert tracking.ui_hint(tracking.ui_link("7")) == (
         "open https://user:***@mlflow.example.org/#/experiments/7/runs?workflowType=machine_learning"
     )
 

@@ -8,17 +8,18 @@ config, per-epoch metrics with `step=epoch`. The default store lives under `mlru
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -110,17 +111,29 @@ def ui_command() -> str:
     return f"mlflow ui --backend-store-uri {redacted(uri)} --host 127.0.0.1 --port 5000"
 
 
+def ui_base() -> str:
+    """Where the MLflow UI of the tracking store is served (credentials redacted)."""
+    uri = tracking_uri()
+    return redacted(uri).rstrip("/") if _is_server(uri) else LOCAL_UI
+
+
 def ui_link(experiment_id: str) -> str:
     """The experiment's runs view (MLflow 3 opens an experiment on its GenAI overview otherwise)."""
-    uri = tracking_uri()
-    base = redacted(uri).rstrip("/") if _is_server(uri) else LOCAL_UI
-    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
-def ui_hint(experiment_id: Optional[str] = None) -> str:
-    """One line a person can follow: the command (if any) and the link to the runs."""
+def comparison_link(experiment_id: str, run_ids: Sequence[str]) -> str:
+    """MLflow's run comparison page with `run_ids` side by side, one column each, their params and metrics as
+    rows: the view a study's question asks for, opened without a click (the route MLflow's own "Compare"
+    button builds: `#/compare-runs?runs=[...]&experiments=[...]`)."""
+    runs = quote(json.dumps(list(run_ids), separators=(",", ":")))
+    experiments = quote(json.dumps([experiment_id], separators=(",", ":")))
+    return f"{ui_base()}/#/compare-runs?runs={runs}&experiments={experiments}"
+
+
+def ui_hint(link: Optional[str] = None) -> str:
+    """One line a person can follow: the command (if any) and `link` (default: the UI's home)."""
     command = ui_command()
-    link = ui_link(experiment_id) if experiment_id else None
     if command.startswith("open "):
         return f"open {link or command.removeprefix('open ')}"
     return f"`{command}` (in the project folder), then open {link or LOCAL_UI}"

@@ -1,0 +1,258 @@
+"""results.md: the paper's Tables II and III with the controls, per-seed values, figures, diagnostics and
+provenance, in words a reader can act on (a method that does not beat the untrained network is said not to)."""
+
+from __future__ import annotations
+
+import math
+
+from gsimclr.evaluation.stats import Summary, paired_difference, summarize
+from gsimclr.models.heads import TAPS
+from gsimclr.outputs.metrics import ResultRow
+from gsimclr.reporting.rows import FINETUNE, LABELS, SeedOutputs, cell_values
+from gsimclr.reporting.tables import control_table, method_table, paper_figure, per_seed_table
+from gsimclr.settings.config import Params
+from gsimclr.settings.names import METHODS, PIXELS
+from gsimclr.system.machine import hardware
+
+COLLAPSE_SHARE = 0.98
+"""A run whose final NT-Xent loss is this close to ln(2B - 1) has collapsed (all embeddings alike)."""
+
+
+def collapsed_runs(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
+    """`method seed N` for every pretraining run that ended at the loss of identical embeddings."""
+    chance = math.log(2 * batch_size - 1)
+    return [
+        f"{LABELS[m]} seed {o.seed}" for m in METHODS for o in outputs if o.pretrain[m].loss >= COLLAPSE_SHARE * chance
+    ]
+
+
+def collapse_warning(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
+    """A warning paragraph naming collapsed pretraining runs (none: no lines)."""
+    collapsed = collapsed_runs(outputs, batch_size)
+    if not collapsed:
+        return []
+    return [
+        f"**Collapsed pretraining:** {', '.join(collapsed)} ended with an NT-Xent loss within "
+        f"{1 - COLLAPSE_SHARE:.0%} of ln(2B − 1) = {math.log(2 * batch_size - 1):.3f}, the loss of identical "
+        "embeddings: those representations carry (almost) no information, and the averages below include them. "
+        "A lower `pretrain.lr` usually avoids it.",
+        "",
+    ]
+
+
+def diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
+    """Pseudo-label quality and false negatives per batch, averaged over seeds (true labels only measure)."""
+
+    def mean(values) -> Summary:
+        return summarize(list(values))
+
+    cluster = {
+        key: mean(getattr(o.cluster, key) for o in outputs) for key in ("nmi", "ari", "purity", "size_min", "size_max")
+    }
+    random_pairs = mean(o.pretrain["simclr"].same_class_pairs_per_batch for o in outputs)
+    guided_pairs = mean(o.pretrain["gsimclr"].same_class_pairs_per_batch for o in outputs)
+    floor = outputs[0].cluster.min_same_class_pairs
+    removable = random_pairs.mean - floor
+    removed = f"{(random_pairs.mean - guided_pairs.mean) / removable:.0%}" if removable > 0 else "n/a"
+    distinct = mean(o.pretrain["gsimclr"].distinct_pseudo_labels_per_batch or 0.0 for o in outputs)
+    random_distinct = mean(o.cluster.random_distinct_pseudo_labels for o in outputs)
+    losses = {m: mean(o.pretrain[m].loss for o in outputs) for m in METHODS}
+    refreshed = []
+    if params.guidance.refresh_every and all(o.pretrain["gsimclr"].pseudo_label_nmi is not None for o in outputs):
+        nmi = mean(o.pretrain["gsimclr"].pseudo_label_nmi or 0.0 for o in outputs)
+        refreshed = [
+            f"- Pseudo labels re-clustered from the model: NMI {nmi} at the last pretraining epoch "
+            f"(the initial ones above: {cluster['nmi'].mean:.3f})."
+        ]
+    return [
+        f"- Pseudo labels (k={params.cluster.k}): NMI {cluster['nmi'].mean:.3f}, ARI {cluster['ari'].mean:.3f}, "
+        f"purity {cluster['purity'].mean:.3f}; cluster sizes {cluster['size_min'].mean:.0f}–"
+        f"{cluster['size_max'].mean:.0f} (means over seeds).",
+        f"- Same-class pairs per batch (pretrain.batch_size={params.pretrain.batch_size}, last pretraining epoch): "
+        f"SimCLR {random_pairs}, G-SimCLR {guided_pairs}; the fewest any partition allows is {floor:.1f}, "
+        f"so guidance removed {removed} of the false negatives perfect labels could remove.",
+        *refreshed,
+        f"- Distinct pseudo labels per G-SimCLR batch: {distinct} "
+        f"(random batches of the same size: {random_distinct}).",
+        f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
+    ]
+
+
+def balanced_section(rows: list[ResultRow], ratio: float, outputs: list[SeedOutputs]) -> list[str]:
+    """Mean per-class test accuracy, for long-tailed training splits (plain accuracy hides the tail classes)."""
+    supervised = summarize(cell_values(rows)[("supervised", "–")])
+    return [
+        f"## Balanced accuracy — long-tailed training split (imbalance ratio {ratio:g})",
+        "",
+        "Mean over classes of the per-class test accuracy (the test split is untouched: where it is balanced, "
+        "as in the ImageNet subset, this equals plain accuracy, and the per-class table below is what shows the tail).",
+        "",
+        *method_table(rows, [*TAPS, FINETUNE], None),
+        "",
+        f"Fully supervised baseline: {supervised}.",
+        "",
+        *per_class_section(outputs),
+    ]
+
+
+def per_class_section(outputs: list[SeedOutputs]) -> list[str]:
+    """Test accuracy of every class for P3 and fine-tuning, head class first (long-tailed splits keep
+    fewer training images of each next class), paired by seed."""
+    n_classes = len(outputs[0].evaluation["simclr"].rows["linear_P3"].test_acc_by_class)
+    if not n_classes:
+        return []  # evaluated before per-class accuracies were recorded
+    lines = [
+        "Per-class test accuracy (%), class 0 = most training images, each next class fewer:",
+        "",
+        "| class | SimCLR P3 | G-SimCLR P3 | G-SimCLR − SimCLR (paired) | SimCLR fine-tune | G-SimCLR fine-tune "
+        "| G-SimCLR − SimCLR (paired) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in range(n_classes):
+        cells = []
+        for key in ("linear_P3", "finetune"):
+            simclr, guided = ([100 * o.evaluation[m].rows[key].test_acc_by_class[c] for o in outputs] for m in METHODS)
+            cells += [
+                str(summarize(simclr)),
+                str(summarize(guided)),
+                paired_difference(guided, simclr).format(signed=True),
+            ]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+LOSS_WORDS = {
+    "keep": "NT-Xent (same-cluster images stay negatives, as the paper)",
+    "cancel": "NT-Xent without same-cluster negatives (cancelled)",
+    "attract": "NT-Xent with same-cluster images as extra positives (attracted)",
+}
+
+
+def arm_description(params: Params) -> str:
+    """What the guided arm of this study did, so a results.md of an option study says which option it is."""
+    g, c = params.guidance, params.cluster
+    loss = (
+        f"debiased NT-Xent (tau_plus={g.tau_plus:g})"
+        if g.false_negatives == "debiased"
+        else LOSS_WORDS[g.false_negatives]
+    )
+    labels = f"k-means (k={c.k}) on {'raw pixels' if c.features == 'pixels' else 'autoencoder features'}"
+    if g.refresh_every:
+        labels += f", re-clustered from the model's own embeddings every {g.refresh_every} epochs"
+    split = (
+        f" Training split long-tailed (imbalance ratio {params.data.imbalance_ratio:g})."
+        if params.data.imbalance_ratio > 1
+        else ""
+    )
+    return f"G-SimCLR arm: {g.batches} batches, {loss}; pseudo labels from {labels}.{split}"
+
+
+def labelled_images(outputs: list[SeedOutputs], method: str, name: str) -> str:
+    """How many labels a row used (training + validation images), the same for every seed of a study."""
+    counts = sorted({o.evaluation[method].rows[name].labelled_images or 0 for o in outputs})
+    return "/".join(map(str, counts))
+
+
+def controls_section(rows: list[ResultRow], outputs: list[SeedOutputs]) -> list[str]:
+    """Did pretraining learn anything? Each method against the untrained network and raw pixels."""
+    cells = cell_values(rows)
+    return [
+        "## Controls — did pretraining learn anything?",
+        "",
+        f"The same linear probe on the same network untrained (initialised from the same seed): a method that does not "
+        "beat it has learned nothing worth comparing. Raw pixels under the same probe: "
+        f"{summarize(cells[('pixels', PIXELS)])}.",
+        "",
+        *control_table(rows, list(TAPS)),
+        "",
+        f"Fine-tuning against training the same network from scratch on the same "
+        f"{labelled_images(outputs, 'random_init', 'finetune')} labelled images:",
+        "",
+        *control_table(rows, [FINETUNE]),
+        "",
+    ]
+
+
+def render(
+    params: Params,
+    outputs: list[SeedOutputs],
+    rows: list[ResultRow],
+    balanced: list[ResultRow],
+    figure_names: list[str],
+    landing: str,
+) -> str:
+    """results.md: Tables II and III in the paper's layout, the controls, per-seed values, figures,
+    diagnostics and provenance. `landing`: how to open the MLflow view of the study."""
+    reference = params.data.paper_reference
+    seeds = [o.seed for o in outputs]
+    cells = cell_values(rows)
+    supervised = summarize(cells[("supervised", "–")])
+    paper_supervised = f" (paper: {paper_figure(rows[0].paper)})" if reference else ""
+    out = [
+        f"# SimCLR vs G-SimCLR on `{params.data.name}` "
+        f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})",
+        "",
+        "Test accuracy (%) of the model selected on the validation split (carved from the training data): "
+        "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
+        "noise when its interval contains zero. Linear probes: logistic regression (L-BFGS) on standardised "
+        "frozen features, C chosen on the validation split from "
+        + ", ".join(f"{c:g}" for c in params.evaluate.linear.c_grid)
+        + ".",
+        "",
+        arm_description(params),
+        "",
+        *collapse_warning(outputs, params.pretrain.batch_size),
+        "## Table II — linear evaluation on frozen representations",
+        "",
+        *method_table(rows, list(TAPS), reference),
+        "",
+        f"Fully supervised baseline: {supervised}{paper_supervised} "
+        f"({labelled_images(outputs, 'supervised', 'supervised')} labelled images, validation included). "
+        f"Controls under the same probe: untrained network P3 {summarize(cells[('random_init', 'P3')])}, "
+        f"raw pixels {summarize(cells[('pixels', PIXELS)])}.",
+        "",
+        f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels "
+        "(class-stratified)",
+        "",
+        *method_table(rows, [FINETUNE], reference),
+        "",
+        f"Labelled images each fine-tune used: {labelled_images(outputs, 'simclr', 'finetune')} (its training "
+        f"images plus the validation images that selected its epoch). The same network trained from scratch on "
+        f"exactly those images: {summarize(cells[('random_init', FINETUNE)])}.",
+        "",
+        *controls_section(rows, outputs),
+        *(balanced_section(balanced, params.data.imbalance_ratio, outputs) if balanced else []),
+        "## Per seed",
+        "",
+        *per_seed_table(rows, seeds),
+        "",
+        " ".join(f"![{name.removesuffix('.png').replace('_', ' ')}]({name})" for name in figure_names),
+        "",
+        "## Diagnostics (true labels used only to measure)",
+        "",
+        *diagnostics(outputs, params),
+        "",
+        *provenance_section(outputs, landing),
+    ]
+    return "\n".join(out)
+
+
+def provenance_section(outputs: list[SeedOutputs], landing: str) -> list[str]:
+    """Which MLflow run produced each number, how long it took, on which device and machine, and the way into
+    MLflow's side-by-side view (`landing`)."""
+    return [
+        "## Provenance",
+        "",
+        "| stage | seed | MLflow run | wall time (s) | device |",
+        "| --- | ---: | --- | ---: | --- |",
+        *[
+            f"| {name} | {o.seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |"
+            for o in outputs
+            for name, rec in o.records.items()
+        ],
+        "",
+        f"Hardware: {hardware()}.",
+        "",
+        landing,
+        "",
+    ]

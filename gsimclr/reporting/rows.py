@@ -1,0 +1,109 @@
+"""The study's numbers in long format: one row per (table, method, representation, seed), as results.csv
+holds them, and the headline numbers pooled over seeds (results/metrics.json).
+
+Every figure is a mean over the study's seeds with a 95 % Student-t interval; the G-SimCLR − SimCLR
+difference is paired by seed (same data split and initialisation seed for both methods).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Optional
+
+from gsimclr.evaluation.stats import Summary, paired_difference, summarize
+from gsimclr.models.heads import TAPS
+from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow
+from gsimclr.reporting.paper import PAPER_RESULTS
+from gsimclr.settings.names import METHODS, PIXELS
+
+LABELS = {
+    "simclr": "SimCLR",
+    "gsimclr": "G-SimCLR",
+    "supervised": "Fully supervised",
+    "random_init": "Random init (untrained)",
+    "pixels": "Raw pixels",
+}
+FINETUNE = "fine-tune"
+"""Representation name of the Table III rows (the whole backbone, trained on the labelled fraction); for
+`random_init` it is training from scratch on the same labelled images."""
+
+
+@dataclass(frozen=True)
+class SeedOutputs:
+    """Everything one seed's stages wrote that the comparison reads."""
+
+    seed: int
+    evaluation: Mapping[str, EvaluationMetrics]
+    cluster: ClusterMetrics
+    pretrain: Mapping[str, PretrainMetrics]
+    records: dict[str, dict]
+
+
+def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: bool = False) -> list[ResultRow]:
+    """Long format: one row per (table, method, representation, seed) with our test accuracy in % and the paper's.
+
+    `balanced`: mean per-class accuracy instead (long-tailed training splits); the paper has no such figure.
+    """
+    paper = {} if balanced else PAPER_RESULTS.get(reference or "", {})
+    cells = [
+        ("II", "supervised", "–", "supervised", "supervised"),
+        *[("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in (*METHODS, "random_init") for tap in TAPS],
+        ("II", "pixels", PIXELS, f"linear_{PIXELS}", ""),
+        *[("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in (*METHODS, "random_init")],
+    ]
+    return [
+        ResultRow(
+            table=table,
+            metric="balanced_accuracy" if balanced else "accuracy",
+            method=method,
+            representation=representation,
+            seed=out.seed,
+            test_acc=scores.test_balanced_acc if balanced else scores.test_acc,
+            paper=paper[paper_key] / 100 if paper_key in paper else None,  # the paper prints percent
+        )
+        for out in outputs
+        for table, method, representation, key, paper_key in cells
+        for scores in [out.evaluation[method].rows[key]]
+    ]
+
+
+def cell_values(rows: list[ResultRow], scale: float = 100.0) -> dict[tuple[str, str], list[float]]:
+    """(method, representation) -> test accuracies in seed order, in percent for the tables and figures
+    (`scale=1`: the stored fractions)."""
+    cells: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        cells.setdefault((row.method, row.representation), []).append(scale * row.test_acc)
+    return cells
+
+
+REPRESENTATION_KEYS = {"–": "", "fine-tune": "finetune/"}
+"""Metric-key segment of a table representation (`P1/`, ..., `finetune/`; nothing for the supervised row)."""
+
+
+def _cell_key(method: str, representation: str) -> str:
+    return f"{method}/{REPRESENTATION_KEYS.get(representation, f'{representation}/')}test_acc"
+
+
+def _summary(key: str, summary: Summary) -> dict[str, float]:
+    """`key/mean` and, with two seeds or more, `key/ci95` (the 95 % half-width)."""
+    out = {f"{key}/mean": summary.mean}
+    return out if math.isnan(summary.half_width) else out | {f"{key}/ci95": summary.half_width}
+
+
+def pooled_metrics(rows: list[ResultRow], prefix: str = "") -> dict[str, float]:
+    """The study's headline numbers as fractions: every cell's mean and 95 % half-width over seeds, the
+    paired G-SimCLR − SimCLR difference and each method's paired margin over the untrained network, per
+    representation. Written to results/metrics.json (DVC) and logged on the study's MLflow run."""
+    cells = cell_values(rows, scale=1.0)
+    metrics: dict[str, float] = {}
+    for (method, rep), values in cells.items():
+        metrics |= _summary(prefix + _cell_key(method, rep), summarize(values))
+    for rep in (*TAPS, FINETUNE):
+        simclr, guided, untrained = (cells[(m, rep)] for m in ("simclr", "gsimclr", "random_init"))
+        metrics |= _summary(prefix + _cell_key("gsimclr_minus_simclr", rep), paired_difference(guided, simclr))
+        for method, values in (("simclr", simclr), ("gsimclr", guided)):
+            margin = paired_difference(values, untrained)
+            metrics |= _summary(prefix + _cell_key(f"{method}_minus_random_init", rep), margin)
+    return metrics
