@@ -24,8 +24,9 @@ import torch
 from PIL import Image
 
 from benchmarks.machine import describe, peak_memory
-from gsimclr.data.loaders import decode_dataset, to_float
+from gsimclr.data.loaders import decode_dataset
 from gsimclr.data.prepared import read_prepared, write_prepared
+from gsimclr.data.splits import to_float
 from gsimclr.method.augment import ViewAugment
 from gsimclr.method.losses import nt_xent
 from gsimclr.models import build

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe, peak_memory
-from gsimclr.data.loaders import to_float
+from gsimclr.data.splits import to_float
 from gsimclr.evaluation.knn import knn_accuracy
 from gsimclr.method.augment import ViewAugment
 from gsimclr.method.losses import nt_xent

@@ -32,8 +32,9 @@ from PIL import Image
 
 from benchmarks.machine import describe
 from gsimclr.data.device_images import DeviceImages, ResidentImages, StreamedImages
-from gsimclr.data.loaders import decode_dataset, to_float
+from gsimclr.data.loaders import decode_dataset
 from gsimclr.data.prepared import read_prepared, write_prepared
+from gsimclr.data.splits import to_float
 from gsimclr.method.augment import ViewAugment
 from gsimclr.method.losses import nt_xent
 from gsimclr.models import build

@@ -82,7 +82,7 @@ def _run(ctx: typer.Context, name: str, stage: Callable, method: Optional[str] =
     its errors reported."""
     with reported_errors(resumable=name in RESUMABLE):
         from gsimclr.pipeline.layout import Layout
-        from gsimclr.settings.config import load_params
+        from gsimclr.settings.loading import load_params
         from gsimclr.stages.context import seed_everything, stage_context
         from gsimclr.training.device import select_device
 

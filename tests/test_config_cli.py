@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from gsimclr.cli import app
 from gsimclr.pipeline.layout import Layout
-from gsimclr.settings.config import Params, load_params
+from gsimclr.settings.config import Params
+from gsimclr.settings.loading import load_params
 from gsimclr.system.errors import UserError
 
 runner = CliRunner()

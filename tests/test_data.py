@@ -5,7 +5,8 @@ import pytest
 import torch
 from conftest import SHARED_IMAGENET, write_cifar_fixture, write_image_folder
 
-from gsimclr.data.loaders import load_dataset, split_indices, stratified_subset
+from gsimclr.data.loaders import load_dataset
+from gsimclr.data.splits import split_indices, stratified_subset
 from gsimclr.settings.config import DataConfig
 from gsimclr.system.errors import UserError
 

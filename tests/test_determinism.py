@@ -4,7 +4,7 @@ import torch
 from conftest import TINY_PARAMS, write_params
 
 from gsimclr.pipeline.layout import Layout
-from gsimclr.settings.config import load_params
+from gsimclr.settings.loading import load_params
 from gsimclr.stages.autoencoder import train_autoencoder
 from gsimclr.stages.cluster import cluster
 from gsimclr.stages.context import seed_everything, stage_context

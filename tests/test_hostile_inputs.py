@@ -13,7 +13,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.pipeline.tracking import metric_key, redacted
+from gsimclr.pipeline.tracking_names import metric_key, redacted
 from gsimclr.system.errors import TrainingDivergedError, UserError
 from gsimclr.training.device import select_device
 from gsimclr.training.engine import LoopConfig, Training, fit
@@ -257,7 +257,7 @@ def test_an_image_size_out_of_range_is_a_config_error(tmp_path, monkeypatch, siz
 
 def test_the_resume_identity_covers_the_training_data(tmp_path):
     """One changed pixel of the training split is another identity: a checkpoint from the old data is never resumed."""
-    from gsimclr.data.loaders import ImageSplits
+    from gsimclr.data.splits import ImageSplits
     from gsimclr.pipeline.layout import Layout
     from gsimclr.settings.config import Params
     from gsimclr.stages.context import stage_context

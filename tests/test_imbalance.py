@@ -7,7 +7,8 @@ from conftest import STUDY_COMMANDS, TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from gsimclr.data.loaders import load_dataset, long_tailed_counts, long_tailed_indices
+from gsimclr.data.loaders import load_dataset
+from gsimclr.data.splits import long_tailed_counts, long_tailed_indices
 from gsimclr.settings.config import DataConfig
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY_PARAMS, write_params
 from mlflow import MlflowClient
 
-from gsimclr.pipeline import tracking
+from gsimclr.pipeline import tracking, tracking_names, tracking_store
 
 
 def test_a_study_never_takes_another_studys_runs(tmp_path, monkeypatch):
@@ -39,11 +39,11 @@ def test_a_study_never_takes_another_studys_runs(tmp_path, monkeypatch):
 def test_the_ui_hint_of_the_project_store_is_relative(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    hint = tracking.ui_hint(tracking.ui_link("7"))
+    hint = tracking_names.ui_hint(tracking_names.ui_link("7"))
     assert "sqlite:///mlruns/mlflow.db" in hint and str(tmp_path) not in hint
     assert hint.endswith("http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://user:secret@mlflow.example.org")
-    assert tracking.ui_hint(tracking.ui_link("7")) == (
+    assert tracking_names.ui_hint(tracking_names.ui_link("7")) == (
         "open https://user:***@mlflow.example.org/#/experiments/7/runs?workflowType=machine_learning"
     )
 
@@ -53,8 +53,8 @@ def test_the_project_store_keeps_artifacts_under_mlruns(tmp_path, monkeypatch):
     from gsimclr.settings.config import Params
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.local_uri())
-    experiment = mlflow.get_experiment(tracking._connect(Params()))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_names.local_uri())
+    experiment = mlflow.get_experiment(tracking_store.connect(Params()))
     assert experiment.artifact_location == (tmp_path / "mlruns" / "artifacts" / "gsimclr-digits").as_uri()
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -110,4 +110,4 @@ def test_a_corrupt_store_says_so_in_one_line(tmp_path):
 def test_store_failures_are_named_from_sqlites_own_words(raised, said):
     wrapped = RuntimeError("(sqlite3.OperationalError) wrapped by SQLAlchemy")
     wrapped.__cause__ = raised
-    assert said in tracking.store_problem(wrapped)
+    assert said in tracking_store.store_problem(wrapped)

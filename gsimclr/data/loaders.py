@@ -1,4 +1,4 @@
-"""Datasets decoded once into in-memory uint8 tensors, plus the seeded splits every stage shares.
+"""Datasets decoded once into in-memory uint8 tensors (the splits every stage shares: `gsimclr.data.splits`).
 
 All supported datasets fit in memory at the resolutions used here (CIFAR-10: 150 MB), so stages index
 tensors directly instead of decoding images per step; that keeps the data path off the training profile.
@@ -6,21 +6,19 @@ tensors directly instead of decoding images per step; that keeps the data path o
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import stat
 import struct
-from dataclasses import dataclass, replace
-from functools import cached_property
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
+from gsimclr.data.splits import ImageSplits, long_tailed
 from gsimclr.settings.config import DataConfig
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import file_digest
@@ -30,55 +28,6 @@ CIFAR_HELP = (
     "get it with data.download: true (needs network), or unpack the python version from "
     "https://www.cs.toronto.edu/~kriz/cifar.html so that {root}/cifar-10-batches-py exists"
 )
-
-
-@dataclass(frozen=True)
-class ImageSplits:
-    """Train and test images as uint8 (N, C, H, W) tensors with integer class labels."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: list[str]
-
-    @cached_property
-    def digest(self) -> str:
-        """Short SHA-256 of the training images and labels as decoded: what every training stage consumes,
-        so a changed dataset never resumes a checkpoint built from the old one."""
-        digest = hashlib.sha256(self.train_x.contiguous().numpy().data)  # hashes the buffer, no copy
-        digest.update(self.train_y.contiguous().numpy().data)
-        return digest.hexdigest()[:16]
-
-    @property
-    def channels(self) -> int:
-        """Image channels (1 for digits, 3 for RGB)."""
-        return int(self.train_x.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes (from the class names, so an empty class still counts)."""
-        return len(self.classes)
-
-
-def with_digest(data: ImageSplits, digest: str) -> ImageSplits:
-    """`data` with its digest already known (verified against its files), so it is not hashed again; a
-    subset made from it (`dataclasses.replace`) is a new object and hashes its own images."""
-    data.__dict__["digest"] = digest  # where functools.cached_property keeps its value
-    return data
-
-
-@dataclass(frozen=True)
-class LabelSplit:
-    """Indices into the training split: `fit` trains, `val` selects models and stops early."""
-
-    fit: np.ndarray
-    val: np.ndarray
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float in [0, 1]."""
-    return images.float().div_(255.0)
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -309,56 +258,6 @@ def decode_dataset(cfg: DataConfig) -> ImageSplits:
     return data
 
 
-def long_tailed(data: ImageSplits, cfg: DataConfig) -> ImageSplits:
-    """The training split cut to `data.imbalance_ratio` (unchanged at ratio 1); the test split is untouched."""
-    if cfg.imbalance_ratio <= 1:
-        return data
-    keep = torch.as_tensor(long_tailed_indices(data.train_y.numpy(), cfg.imbalance_ratio, cfg.imbalance_seed))
-    return replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
-
-
 def load_dataset(cfg: DataConfig) -> ImageSplits:
     """Decode the configured dataset now (stages read the `prepare` stage's arrays: `prepared.load`)."""
     return long_tailed(decode_dataset(cfg), cfg)
-
-
-def long_tailed_counts(class_sizes: np.ndarray, ratio: float) -> np.ndarray:
-    """Images kept per class: exponential decay from the smallest class size to 1/ratio of it (at least 1)."""
-    n_classes, head = len(class_sizes), int(class_sizes.min())
-    return np.maximum(1, np.floor(head * ratio ** (-np.arange(n_classes) / (n_classes - 1)))).astype(int)
-
-
-def long_tailed_indices(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray:
-    """A seeded long-tailed subset of the training split (class 0 largest), in the original order."""
-    rng = np.random.default_rng(seed)
-    counts = long_tailed_counts(np.bincount(labels), ratio)
-    kept = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c, n in enumerate(counts)]
-    return np.sort(np.concatenate(kept))
-
-
-def split_indices(n: int, val_fraction: float, seed: int, labels: Optional[torch.Tensor] = None) -> LabelSplit:
-    """Seeded fit/val split carved from the training split (never the test split).
-
-    Stratified by class when `labels` are given (evaluation); random otherwise (unsupervised stages,
-    which must not see labels).
-    """
-    try:
-        fit, val = train_test_split(
-            np.arange(n), test_size=val_fraction, stratify=None if labels is None else labels.numpy(), random_state=seed
-        )
-    except ValueError as exc:
-        raise UserError(
-            f"cannot carve a validation split (data.val_fraction={val_fraction}) from {n} images: {exc}"
-        ) from None
-    return LabelSplit(np.sort(fit), np.sort(val))
-
-
-def stratified_subset(indices: np.ndarray, labels: torch.Tensor, fraction: float, seed: int) -> np.ndarray:
-    """A class-stratified `fraction` of `indices` (the 10% labels of the fine-tuning protocol)."""
-    if fraction >= 1.0:
-        return indices
-    try:
-        subset, _ = train_test_split(indices, train_size=fraction, stratify=labels[indices].numpy(), random_state=seed)
-    except ValueError as exc:
-        raise UserError(f"cannot draw a class-stratified {fraction:.0%} of {len(indices)} images: {exc}") from None
-    return np.sort(subset)

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gsimclr.data.loaders import ImageSplits, decode_dataset, long_tailed, with_digest
+from gsimclr.data.loaders import decode_dataset
+from gsimclr.data.splits import ImageSplits, long_tailed, with_digest
 from gsimclr.settings.config import DataConfig
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import atomic_open, hash_file, read_json, write_json

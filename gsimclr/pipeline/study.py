@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 import yaml
 
-from gsimclr.settings.config import Params, load_params, validate_params
+from gsimclr.settings.config import Params
+from gsimclr.settings.loading import load_params, validate_params
 from gsimclr.system import inputs
 from gsimclr.system.errors import UserError
 

@@ -1,4 +1,4 @@
-"""MLflow conventions in one place (the only module that imports mlflow).
+"""MLflow conventions in one place (the only module that imports mlflow; names and links: `tracking_names`).
 
 One experiment per dataset, one run per stage x method, tags to filter on, params from the validated
 config, per-epoch metrics with `step=epoch`. The default store lives under `mlruns/` of the project
@@ -8,18 +8,12 @@ config, per-epoch metrics with `step=epoch`. The default store lives under `mlru
 from __future__ import annotations
 
 import copy
-import json
 import os
-import re
-import sqlite3
-import subprocess
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import quote, urlsplit, urlunsplit
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -32,247 +26,18 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from gsimclr.outputs.plots import close, save_png
+from gsimclr.pipeline.tracking_names import (
+    git_commit,
+    metric_key,
+    redacted,
+    study_name,
+    tracking_uri,
+)
+from gsimclr.pipeline.tracking_store import connect
 from gsimclr.settings.config import Params
 from gsimclr.settings.declared import flat
-from gsimclr.system.errors import UserError, environment_fault
+from gsimclr.system.errors import UserError
 from gsimclr.system.storage import atomic_open
-
-
-def project_root() -> Path:
-    """The project directory, also from inside `dvc exp run --temp` copies under `.dvc/tmp/exps/`."""
-    cwd = Path.cwd().resolve()
-    for parent in cwd.parents:
-        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
-            return parent.parent.parent.parent
-    return cwd
-
-
-def local_store() -> Path:
-    """The project's own MLflow store folder (`mlruns/`)."""
-    return project_root() / "mlruns"
-
-
-def local_uri() -> str:
-    """The project's own store: sqlite under `mlruns/`."""
-    return f"sqlite:///{local_store() / 'mlflow.db'}"
-
-
-def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI if set (a malformed one is a `UserError`), else the project's sqlite store."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or local_uri()
-    try:
-        _ = urlsplit(uri).port  # parses the host part: an unbalanced IPv6 bracket or a bad port raises
-    except ValueError as exc:
-        raise UserError(f"MLFLOW_TRACKING_URI={redacted(uri)} is not a valid URI ({exc})") from None
-    return uri
-
-
-def redacted(uri: str) -> str:
-    """`uri` with its password (if any) replaced by `***`: fit to print or to write into a report.
-
-    >>> redacted("postgresql://user:secret@db:5432/mlflow")
-    'postgresql://user:***@db:5432/mlflow'
-    """
-    try:
-        parts = urlsplit(uri)
-        password = parts.password
-    except ValueError:  # e.g. an unbalanced IPv6 bracket: hide everything that could hold credentials
-        return re.sub(r"//[^/]*@", "//***@", uri)
-    if password is None:
-        return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
-def metric_key(name: str) -> str:
-    """A metric name MLflow accepts (alphanumerics, `_ - . /` and spaces), e.g. for a class folder called `a (b)`.
-
-    >>> metric_key("linear_P3/test_acc_a (b)")
-    'linear_P3/test_acc_a _b_'
-    """
-    return re.sub(r"[^\w\-. /]", "_", name)
-
-
-LOCAL_UI = "http://127.0.0.1:5000"
-
-
-def _is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-def ui_command() -> str:
-    """How to open the runs: for the project's own store, the `mlflow ui` command to run in the project
-    folder (bound to localhost; a relative store path, so it holds on any clone); for a tracking
-    server, its address."""
-    uri = tracking_uri()
-    if _is_server(uri):
-        return f"open {redacted(uri)}"
-    if uri == local_uri():
-        uri = f"sqlite:///{(local_store() / 'mlflow.db').relative_to(project_root()).as_posix()}"
-    return f"mlflow ui --backend-store-uri {redacted(uri)} --host 127.0.0.1 --port 5000"
-
-
-def ui_base() -> str:
-    """Where the MLflow UI of the tracking store is served (credentials redacted)."""
-    uri = tracking_uri()
-    return redacted(uri).rstrip("/") if _is_server(uri) else LOCAL_UI
-
-
-def ui_link(experiment_id: str) -> str:
-    """The experiment's runs view (MLflow 3 opens an experiment on its GenAI overview otherwise)."""
-    return f"{ui_base()}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-
-
-def comparison_link(experiment_id: str, run_ids: Sequence[str]) -> str:
-    """MLflow's run comparison page with `run_ids` side by side, one column each, their params and metrics as
-    rows: the view a study's question asks for, opened without a click (the route MLflow's own "Compare"
-    button builds: `#/compare-runs?runs=[...]&experiments=[...]`)."""
-    runs = quote(json.dumps(list(run_ids), separators=(",", ":")))
-    experiments = quote(json.dumps([experiment_id], separators=(",", ":")))
-    return f"{ui_base()}/#/compare-runs?runs={runs}&experiments={experiments}"
-
-
-def ui_hint(link: Optional[str] = None) -> str:
-    """One line a person can follow: the command (if any) and `link` (default: the UI's home)."""
-    command = ui_command()
-    if command.startswith("open "):
-        return f"open {link or command.removeprefix('open ')}"
-    return f"`{command}` (in the project folder), then open {link or LOCAL_UI}"
-
-
-def study_name() -> str:
-    """The DVC experiment a run belongs to (`gsimclr study` and `dvc exp run -n` set DVC_EXP_NAME);
-    `workspace` for plain `dvc repro` and direct commands."""
-    return os.environ.get("DVC_EXP_NAME") or "workspace"
-
-
-def registered_model_name(params: Params, what: str) -> str:
-    """The registry entry of a model: one per dataset and method (or the autoencoder)."""
-    return f"{experiment_name(params)}-{what}"
-
-
-def experiment_name(params: Params) -> str:
-    """One MLflow experiment per dataset (and ImageFolder directory)."""
-    data = params.data
-    suffix = f"-{Path(data.root).name}" if data.name == "imagefolder" and data.root else ""
-    return f"gsimclr-{data.name}{suffix}"
-
-
-def git_commit() -> str:
-    """The checked-out commit, tagged on every run ("unknown" outside git)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-SQLITE_ATTEMPTS = 5
-
-
-@contextmanager
-def _sqlite_store_lock(uri: str) -> Iterator[None]:
-    """Serialise processes' first connection to one sqlite store (MLflow creates its tables then, and
-    two processes doing it at once fail with OperationalError); other stores need no lock."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # no POSIX locks (Windows): rely on the retries alone
-        yield
-        return
-    lock = Path(uri.removeprefix("sqlite:///") + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-"""Marks an experiment as model training, so MLflow 3's UI shows its runs rather than a GenAI overview."""
-
-
-ARTIFACT_COLUMNS = (
-    ("experiments", "artifact_location"),
-    ("runs", "artifact_uri"),
-    ("logged_models", "artifact_location"),
-    ("model_versions", "source"),
-    ("model_versions", "storage_location"),
-)
-"""Where MLflow's sqlite schema keeps absolute artifact locations (it has no relative ones)."""
-
-
-def relocate_artifacts(database: Path, old: str, new: str) -> None:
-    """Point every artifact location under the artifact root `old` at `new` (file URIs and plain paths), so a
-    copied or moved project writes and reads artifacts in its own `mlruns/artifacts/`, never the original's."""
-    prefixes = [(old, new), (old.removeprefix("file://"), new.removeprefix("file://"))]
-    with closing(sqlite3.connect(database)) as connection, connection:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        for table, column in ARTIFACT_COLUMNS:
-            if table not in tables:
-                continue
-            for before, after in prefixes:
-                connection.execute(
-                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
-                    (after, len(before) + 1, len(before), before),
-                )
-
-
-def store_problem(exc: BaseException) -> str:
-    """What is wrong with a store that failed, in words (`errors.environment_fault`), else `not reachable`."""
-    return environment_fault(exc) or f"not reachable ({type(exc).__name__})"
-
-
-def _experiment_id(name: str, location: Optional[str], uri: str, attempts: int) -> str:
-    """The experiment's id, created (as a model-training experiment) if missing; in the project's own store
-    (`location` given) a store copied from elsewhere is first relocated to this project. A store that keeps
-    failing is a one-line `UserError` saying what is wrong with it."""
-    for attempt in range(1, attempts + 1):
-        try:
-            experiment = mlflow.get_experiment_by_name(name)
-            if experiment is not None:
-                if location is not None and experiment.artifact_location != location:
-                    old_root = experiment.artifact_location.rsplit("/", 1)[0]
-                    relocate_artifacts(local_store() / "mlflow.db", old_root, location.rsplit("/", 1)[0])
-                if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
-                    MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
-                return experiment.experiment_id
-            return mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
-        except Exception as exc:  # noqa: BLE001 (any failure here means the store is unusable; say which one)
-            if attempt == attempts:
-                raise UserError(f"MLflow tracking store {redacted(uri)}: {store_problem(exc)}") from None
-            time.sleep(0.5 * attempt)
-    raise AssertionError("unreachable")
-
-
-def _connect(params: Params) -> str:
-    """Point MLflow at the store and make sure the experiment exists; fail fast if unreachable."""
-    uri = tracking_uri()
-    # The project's own store keeps artifacts beside it (also from `dvc exp run --temp` copies). Decided
-    # from the URI, not from MLFLOW_TRACKING_URI: mlflow.set_tracking_uri exports that variable.
-    own_store = uri == local_uri()
-    if own_store:
-        (local_store() / "artifacts").mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    name = experiment_name(params)
-    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
-    location = (local_store() / "artifacts" / name).as_uri() if own_store else None
-    # Stages started at the same moment on a fresh sqlite store race to create its tables and the
-    # experiment: the lock serialises that, and a store that still fails is retried a few times.
-    attempts = SQLITE_ATTEMPTS if uri.startswith("sqlite:") else 1
-    try:
-        with _sqlite_store_lock(uri):
-            return _experiment_id(name, location, uri, attempts)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class StageRun:
@@ -420,7 +185,7 @@ def stage_run(
     if not enabled:
         yield NullRun()
         return
-    experiment_id = _connect(params)
+    experiment_id = connect(params)
     tags = {
         "stage": stage,
         "dataset": params.data.name,

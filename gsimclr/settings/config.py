@@ -6,7 +6,6 @@ a typo must fail loudly before hours of training, not be ignored.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from pydantic import (
@@ -17,14 +16,11 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from gsimclr.method.losses import FalseNegatives
-from gsimclr.system.errors import UserError
-from gsimclr.system.inputs import read_yaml
 
 
 def _check_crop_scale(scale: tuple[float, float]) -> tuple[float, float]:
@@ -299,36 +295,3 @@ class Params(Section):
         if len(set(seeds)) != len(seeds):
             raise ValueError("seeds must be distinct")
         return seeds
-
-
-def _describe(error: ValidationError, source: str) -> str:
-    """Every problem pydantic found, on one line: `file: key: what; key: what`."""
-    problems = []
-    for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        message = problem["msg"]
-        if problem["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif "input" in problem and not isinstance(problem["input"], (dict, list)):
-            message = f"{message} (got {problem['input']!r})"
-        problems.append(f"{key}: {message}")
-    return f"{source}: " + "; ".join(problems)
-
-
-def load_params(path: Path | str = "params.yaml") -> Params:
-    """Read and validate a params file; any problem becomes a one-line `UserError` naming the key."""
-    path = Path(path)
-    raw = read_yaml(path, "params file")
-    if raw is None:  # an empty file would otherwise run every default without a word
-        raise UserError(f"{path}: the params file is empty (copy params.yaml or a file from pipelines/)")
-    return validate_params(raw, str(path))
-
-
-def validate_params(raw: object, source: str) -> Params:
-    """Validate a parsed params tree; any problem becomes a one-line `UserError` naming `source` and the key."""
-    if not isinstance(raw, dict):
-        raise UserError(f"{source}: expected a mapping of sections at the top level")
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as exc:
-        raise UserError(_describe(exc, source)) from None

@@ -7,13 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from gsimclr.data.device_images import DeviceImages, reading_ahead
-from gsimclr.data.loaders import split_indices, to_float
+from gsimclr.data.splits import split_indices, to_float
 from gsimclr.method.samplers import epoch_rng, shuffled_batches
 from gsimclr.models import build
 from gsimclr.models.autoencoder import DenoisingAutoencoder
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import epoch_curves
-from gsimclr.pipeline.tracking import StageRun, registered_model_name, stage_run
+from gsimclr.pipeline.tracking import StageRun, stage_run
+from gsimclr.pipeline.tracking_names import registered_model_name
 from gsimclr.settings.names import Stage
 from gsimclr.stages.context import StageContext, finish, log_training_data, model_example
 from gsimclr.system.errors import UserError

@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
-from gsimclr.data.loaders import to_float
+from gsimclr.data.splits import to_float
 from gsimclr.method.clustering import cluster_quality, kmeans_pseudo_labels, size_stats
 from gsimclr.method.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats, min_same_label_pairs
 from gsimclr.models import build

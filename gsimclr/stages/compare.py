@@ -12,7 +12,8 @@ from gsimclr.models.heads import TAPS
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
 from gsimclr.pipeline.layout import Layout
-from gsimclr.pipeline.tracking import StageRun, comparison_link, link_runs, stage_run, ui_hint
+from gsimclr.pipeline.tracking import StageRun, link_runs, stage_run
+from gsimclr.pipeline.tracking_names import comparison_link, ui_hint
 from gsimclr.reporting.report import render
 from gsimclr.reporting.rows import FINETUNE, LABELS, SeedOutputs, cell_values, pooled_metrics, result_rows
 from gsimclr.settings.names import EVAL_METHODS, METHODS, PIXELS, EvalMethod, Stage

@@ -15,7 +15,7 @@ import torch
 
 from gsimclr.data import prepared
 from gsimclr.data.device_images import DeviceImages, device_images
-from gsimclr.data.loaders import ImageSplits, to_float
+from gsimclr.data.splits import ImageSplits, to_float
 from gsimclr.pipeline.layout import Layout, TrainingFiles
 from gsimclr.pipeline.tracking import StageRun
 from gsimclr.settings import declared

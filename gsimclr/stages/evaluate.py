@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gsimclr.data.device_images import DeviceImages, reading_ahead
-from gsimclr.data.loaders import ImageSplits, LabelSplit, split_indices, stratified_subset, to_float
+from gsimclr.data.splits import ImageSplits, LabelSplit, split_indices, stratified_subset, to_float
 from gsimclr.evaluation.probe import linear_probe
 from gsimclr.method.samplers import epoch_rng, shuffled_batches
 from gsimclr.models import build

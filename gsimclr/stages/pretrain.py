@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gsimclr.data.device_images import DeviceImages, reading_ahead
-from gsimclr.data.loaders import ImageSplits, split_indices, to_float
+from gsimclr.data.splits import ImageSplits, split_indices, to_float
 from gsimclr.evaluation.knn import knn_accuracy
 from gsimclr.method.clustering import cluster_quality
 from gsimclr.method.contrastive_step import ContrastiveStep, Precision
@@ -24,7 +24,8 @@ from gsimclr.models import build
 from gsimclr.models.heads import SimCLRNet
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import PretrainMetrics, epoch_curves
-from gsimclr.pipeline.tracking import StageRun, registered_model_name, stage_run
+from gsimclr.pipeline.tracking import StageRun, stage_run
+from gsimclr.pipeline.tracking_names import registered_model_name
 from gsimclr.settings.config import PretrainConfig
 from gsimclr.settings.names import Method, Stage
 from gsimclr.stages.context import StageContext, finish, log_training_data, model_example
