@@ -84,8 +84,8 @@ def test_changed_pseudo_labels_are_never_resumed_from_an_old_checkpoint(tmp_path
     """Kill G-SimCLR pretraining after an epoch, re-cluster, re-run: it must start over, not resume."""
     monkeypatch.chdir(tmp_path)
     params = params_with(tmp_path, pretrain={"epochs": 2})
-    assert gsimclr(params, "train").exit_code == 0 and gsimclr(params, "cluster").exit_code == 0
-    import gsimclr.stages.pretrain as stage
+    assert gsimclr(params, "autoencoder").exit_code == 0 and gsimclr(params, "cluster").exit_code == 0
+    import gsimclr.method.contrastive_step as stage
 
     calls = {"n": 0}
     real = stage.nt_xent
@@ -241,11 +241,11 @@ def test_a_run_left_running_by_a_killed_stage_is_marked_killed_on_the_next_start
 
     monkeypatch.chdir(tmp_path)
     params = params_with(tmp_path)
-    assert gsimclr(params, "train").exit_code == 0  # creates the store and the experiment
+    assert gsimclr(params, "autoencoder").exit_code == 0  # creates the store and the experiment
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     experiment = mlflow.get_experiment_by_name("gsimclr-digits")
-    orphan = MlflowClient().create_run(experiment.experiment_id, tags={"stage": "train", "seed": "0"}).info.run_id
-    assert gsimclr(params, "train", "--restart").exit_code == 0
+    orphan = MlflowClient().create_run(experiment.experiment_id, tags={"stage": "autoencoder", "seed": "0"}).info.run_id
+    assert gsimclr(params, "autoencoder", "--restart").exit_code == 0
     assert MlflowClient().get_run(orphan).info.status == "KILLED"
 
 
