@@ -18,8 +18,9 @@ install: $(BIN)/gsimclr
 
 ## The whole study on the embedded digits dataset: autoencoder -> pseudo labels -> SimCLR and
 ## G-SimCLR -> linear/fine-tune/supervised evaluation -> results/results.md, tracked in MLflow.
+## Two stages at a time where there are two cores (`dvc repro` runs the same stages one by one).
 study: install
-	dvc repro
+	gsimclr repro
 	@cat results/results.md
 	@echo "Results table: $(CURDIR)/results/results.md (and results.csv)"
 	@grep "^SimCLR and G-SimCLR side by side" results/results.md

@@ -18,7 +18,8 @@ import yaml
 from conftest import REPO, TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
-from gsimclr.cli import app, reported_errors
+from gsimclr.cli import app
+from gsimclr.cli.errors import reported_errors
 from gsimclr.data.loaders import decode_dataset
 from gsimclr.method.pseudo_labels import read_pseudo_labels
 from gsimclr.pipeline.layout import Layout

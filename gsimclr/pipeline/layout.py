@@ -59,6 +59,11 @@ class Layout:
         beside, not inside, the DVC output, so a remount's new file times never change the output's hash."""
         return self.root / ".gsimclr" / "source-stamps" / f"{key}.json"
 
+    @property
+    def stage_logs(self) -> Path:
+        """What each stage printed when `gsimclr repro` ran it (one `<stage>.log` per stage, latest run)."""
+        return self.root / ".gsimclr" / "logs"
+
     # Artifacts (DVC-cached outputs the next stage reads)
 
     @property

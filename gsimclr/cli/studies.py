@@ -1,0 +1,130 @@
+"""Commands over whole studies: run the pipeline (`repro`), run a parameter set as a DVC experiment
+(`study`), and put several studies' results side by side (`tabulate`)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from gsimclr.cli.app import app
+from gsimclr.cli.errors import reported_errors
+
+Metric = Literal["accuracy", "balanced_accuracy"]
+"""The accuracy `tabulate` reads from each results.csv."""
+
+
+@app.command()
+def tabulate(
+    studies: Annotated[
+        list[str], typer.Argument(help="LABEL=path/to/results.csv, one per study (e.g. one per DVC experiment).")
+    ],
+    metric: Annotated[
+        Metric, typer.Option(help="balanced_accuracy: mean per-class accuracy (long-tailed runs).")
+    ] = "accuracy",
+    representation: Annotated[
+        list[str], typer.Option("--representation", "-r", help="Rows to show (repeatable): P1, P2, P3, fine-tune.")
+    ] = ["P1", "P2", "P3", "fine-tune"],  # noqa: B006 (typer reads the default; it is never mutated)
+    output: Annotated[Optional[Path], typer.Option(help="Also write the table to this file.")] = None,
+) -> None:
+    """Put several studies side by side: each one's guided arm against its own SimCLR arm, paired by seed.
+
+    Example: gsimclr tabulate paper=results/base/results.csv debiased=results/debiased/results.csv
+    """
+    from gsimclr.reporting.tabulate import tabulate as make_table
+    from gsimclr.system.storage import write_text
+
+    with reported_errors():
+        table = make_table(studies, metric, representation)
+        if output is not None:
+            write_text(output, table)
+    typer.echo(table, nl=False)
+
+
+@app.command()
+def study(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A complete parameter set, e.g. pipelines/imagenet5-cpu.yaml.")],
+    set_param: Annotated[
+        list[str],
+        typer.Option(
+            "--set-param",
+            "-S",
+            help="Extra Hydra override applied after the study, e.g. data.root=/data/imagenet-5-categories.",
+        ),
+    ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            "-n",
+            help="Experiment name (default: the file's stem); give variants of one study names of their own.",
+        ),
+    ] = None,
+    queue: Annotated[
+        bool, typer.Option(help="Queue the experiment (start it with `dvc queue start`) instead of running it now.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the dvc command and exit.")] = False,
+) -> None:
+    """Run a study file through DVC as a named experiment (`dvc exp run -S ...`); params.yaml is not edited by hand.
+
+    Example: gsimclr study pipelines/imagenet5-cpu.yaml -S data.root=/data/imagenet-5-categories
+    """
+    from gsimclr.pipeline.study import check_data_root, exp_run_command
+
+    with reported_errors():
+        command = exp_run_command(file, ctx.obj["params"], set_param, queue, name)
+        check_data_root(file, set_param, Path.cwd())
+    typer.echo(shlex.join(command))
+    if not dry_run:
+        raise typer.Exit(subprocess.run(command).returncode)
+
+
+@app.command()
+def repro(
+    targets: Annotated[
+        list[str], typer.Argument(help="Stages to bring up to date, with everything upstream (default: all).")
+    ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
+    jobs: Annotated[
+        Optional[int],
+        typer.Option(
+            "--jobs", "-j", min=1, help="Stages run at once (default: 2 on a machine with two cores or more, else 1)."
+        ),
+    ] = None,
+) -> None:
+    """`dvc repro`, several independent stages at a time (seeds, arms, controls), each with cores / jobs threads.
+
+    Every stage runs as `dvc repro --single-item STAGE` once the stages it depends on are done, so DVC decides what
+    changed and records dvc.lock as always; each stage's output goes to .gsimclr/logs/<stage>.log.
+
+    Example: gsimclr repro --jobs 2
+    """
+    import os
+
+    from tqdm import tqdm
+
+    from gsimclr.pipeline.layout import Layout
+    from gsimclr.pipeline.repro import Outcome, default_jobs, run_graph, stage_graph
+
+    with reported_errors(resumable=True):
+        graph = stage_graph(Path.cwd(), targets)
+        lanes = jobs or default_jobs()
+        threads = max(1, (os.cpu_count() or 1) // lanes)
+        typer.echo(f"{len(graph)} stages, {lanes} at a time, {threads} thread(s) each")
+        bar = tqdm(total=len(graph), unit="stage", disable=None)  # no bar where stdout is not a terminal
+
+        def report(outcome: Outcome) -> None:
+            what = "failed" if outcome.returncode else ("ran" if outcome.ran else "unchanged")
+            bar.write(f"{outcome.stage:<28} {what:<9} {outcome.seconds:7.1f} s")
+            bar.update()
+
+        outcomes = run_graph(graph, lanes, threads, Layout().stage_logs, report)
+        bar.close()
+    failed = [outcome for outcome in outcomes if outcome.returncode]
+    for outcome in failed:
+        typer.echo(f"error: stage {outcome.stage} failed: {outcome.reason} (its log: {outcome.log})", err=True)
+    if failed:
+        raise typer.Exit(1)

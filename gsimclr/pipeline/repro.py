@@ -1,0 +1,150 @@
+"""`dvc repro`, several stages at a time.
+
+DVC runs a pipeline's stages one after another; its documentation's answer for independent branches is to
+"launch dvc repro multiple times manually" (command reference, *Parallel stage execution*). A study has
+many such branches (seeds, the two arms, the controls, the supervised reference), so on a machine with
+idle cores they wait for each other, and each stage's process start-up (imports, the MLflow store) is
+paid in series. This walks DVC's own stage graph and runs each stage as
+`dvc --wait-for-lock repro --single-item STAGE` as soon as every stage it depends on has finished, at most
+`jobs` at once, each with `threads` threads: DVC decides as always whether the stage changed, writes
+`dvc.lock` under its repository lock (the flag queues the moments two stages write at once) and caches
+the outputs, so the result is what one `dvc repro` makes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import networkx as nx
+
+from gsimclr.system.errors import UserError
+
+Graph = dict[str, set[str]]
+"""Stage name -> the names of the stages it depends on (directly)."""
+
+
+def stage_graph(root: Path, targets: Sequence[str] = ()) -> Graph:
+    """The pipeline's stages (`dvc.yaml`, foreach entries expanded) and what each depends on; with `targets`,
+    only those stages and everything upstream of them. An unknown target is a `UserError`."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            graph = repo.index.graph  # an edge points from a stage to a stage it depends on
+            names = {stage: stage.addressing for stage in graph.nodes}
+            full: Graph = {names[stage]: {names[dep] for dep in graph.successors(stage)} for stage in graph.nodes}
+    except DvcException as exc:
+        raise UserError(f"cannot read the DVC pipeline at {root}: {exc}") from None
+    if not targets:
+        return full
+    unknown = sorted(set(targets) - set(full))
+    if unknown:
+        raise UserError(f"no stage named {', '.join(unknown)} in dvc.yaml (`dvc stage list` names them)")
+    wanted = set(targets) | set().union(*(nx.descendants(nx.DiGraph(full), target) for target in targets))
+    return {name: deps & wanted for name, deps in full.items() if name in wanted}
+
+
+def critical_order(graph: Graph) -> list[str]:
+    """Every stage, those with the longest chain of stages waiting on them first: started early, they keep
+    the last minutes from being one stage running alone."""
+    waiting: dict[str, set[str]] = {name: set() for name in graph}
+    for name, deps in graph.items():
+        for dep in deps:
+            waiting[dep].add(name)
+    chain: dict[str, int] = {}
+    for name in reversed(list(nx.topological_sort(nx.DiGraph(waiting)))):
+        chain[name] = 1 + max((chain[after] for after in waiting[name]), default=0)
+    return sorted(graph, key=lambda name: (-chain[name], name))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one stage's `dvc repro --single-item` ended."""
+
+    stage: str
+    returncode: int
+    seconds: float
+    log: Path
+
+    @property
+    def ran(self) -> bool:
+        """Whether DVC ran the stage's command (else its dependencies had not changed)."""
+        return f"Running stage '{self.stage}'" in self.log.read_text(errors="replace")
+
+    @property
+    def reason(self) -> str:
+        """Why a failed stage failed, in one line: the stage's own `error:` line where it printed one, else the
+        last line DVC printed."""
+        lines = self.log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+        return next((line.removeprefix("error: ") for line in lines if line.startswith("error: ")), lines[-1])
+
+
+def stage_command(stage: str) -> list[str]:
+    """The DVC command that brings one stage up to date (and only that stage)."""
+    return [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
+
+
+def run_graph(
+    graph: Graph,
+    jobs: int,
+    threads: int,
+    logs: Path,
+    on_done: Callable[[Outcome], None],
+    root: Path = Path("."),
+    command: Callable[[str], list[str]] = stage_command,
+) -> list[Outcome]:
+    """Run every stage of `graph` once all its dependencies have succeeded, `jobs` at a time. After a failure
+    no new stage starts; those running finish (their outputs stay valid). Ctrl-C stops the running stages
+    (each keeps its checkpoint). Returns every finished stage's outcome, in the order they ended."""
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    pending = critical_order(graph)
+    running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
+    done: list[Outcome] = []
+    succeeded: set[str] = set()
+    failed = False
+    try:
+        while pending or running:
+            ready = [name for name in pending if graph[name] <= succeeded]
+            while not failed and ready and len(running) < jobs:
+                name = ready.pop(0)
+                pending.remove(name)
+                log = logs / f"{name}.log"
+                with log.open("w") as handle:
+                    process = subprocess.Popen(command(name), cwd=root, env=env, stdout=handle, stderr=handle)
+                running[name] = (process, time.monotonic(), log)
+            if not running:
+                break  # a failure left stages that can no longer start
+            time.sleep(0.2)
+            for name, (process, started, log) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[name]
+                outcome = Outcome(name, process.returncode, time.monotonic() - started, log)
+                done.append(outcome)
+                if outcome.returncode == 0:
+                    succeeded.add(name)
+                else:
+                    failed = True
+                on_done(outcome)
+    finally:
+        for process, _, _ in running.values():
+            process.terminate()
+        for process, _, _ in running.values():
+            process.wait()
+    return done
+
+
+def default_jobs(cores: Optional[int] = None) -> int:
+    """Two stages at a time where there are two cores or more: a study's stages are small networks, for
+    which two one-thread processes get more done than one two-thread process (benchmarks/repro.py)."""
+    cores = cores or os.cpu_count() or 1
+    return 2 if cores >= 2 else 1

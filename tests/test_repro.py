@@ -1,0 +1,113 @@
+"""`gsimclr repro`'s scheduler: stages start only after what they depend on, never more than `jobs` at once,
+a failure starts nothing new, and the chain that decides the end starts first. The real pipeline run through
+it is in test_pipeline_dvc.py."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from gsimclr.pipeline.repro import Graph, Outcome, critical_order, default_jobs, run_graph, stage_graph
+from gsimclr.system.errors import UserError
+
+STUDY: Graph = {
+    "prepare": set(),
+    "autoencoder": {"prepare"},
+    "cluster": {"autoencoder"},
+    "pretrain_gsimclr": {"cluster"},
+    "pretrain_simclr": {"prepare"},
+    "controls": {"prepare"},
+    "compare": {"pretrain_gsimclr", "pretrain_simclr", "controls"},
+}
+
+
+def fake_stage(journal: Path, failing: str = ""):
+    """A stage command that notes its start and end (and its thread setting) in `journal`, sleeping between."""
+
+    def command(name: str) -> list[str]:
+        code = (
+            "import os, sys, time\n"
+            f"journal = open({str(journal)!r}, 'a')\n"
+            f"journal.write(f'start {name} {{os.environ[\"OMP_NUM_THREADS\"]}}\\n'); journal.flush()\n"
+            "time.sleep(0.3)\n"
+            f"journal.write('end {name}\\n'); journal.flush()\n"
+            f"sys.exit(1 if {name!r} == {failing!r} else 0)\n"
+        )
+        return [sys.executable, "-c", code]
+
+    return command
+
+
+def events(journal: Path) -> list[tuple[str, str]]:
+    return [(line.split()[0], line.split()[1]) for line in journal.read_text().splitlines()]
+
+
+def test_stages_start_after_their_dependencies_and_at_most_jobs_at_once(tmp_path):
+    journal = tmp_path / "journal"
+    outcomes = run_graph(STUDY, 2, 3, tmp_path / "logs", lambda outcome: None, command=fake_stage(journal))
+    assert sorted(outcome.stage for outcome in outcomes) == sorted(STUDY)
+    assert all(outcome.returncode == 0 for outcome in outcomes)
+    ended: set[str] = set()
+    running: set[str] = set()
+    most = 0
+    for event, name in events(journal):
+        if event == "start":
+            assert STUDY[name] <= ended, f"{name} started before {STUDY[name] - ended} ended"
+            running.add(name)
+            most = max(most, len(running))
+        else:
+            running.remove(name)
+            ended.add(name)
+    assert most == 2
+    assert {line.split()[2] for line in journal.read_text().splitlines() if line.startswith("start")} == {"3"}
+
+
+def test_after_a_failure_nothing_new_starts_and_the_reason_is_the_stage_s_own_line(tmp_path):
+    journal = tmp_path / "journal"
+    outcomes = run_graph(STUDY, 1, 1, tmp_path / "logs", lambda outcome: None, command=fake_stage(journal, "cluster"))
+    started = [name for event, name in events(journal) if event == "start"]
+    assert started == ["prepare", "autoencoder", "cluster"]  # the longest chain first, then the failure stops it
+    failed = [outcome for outcome in outcomes if outcome.returncode]
+    assert [outcome.stage for outcome in failed] == ["cluster"]
+    log = tmp_path / "stage.log"
+    log.write_text("Running stage 'x':\nerror: data.root does not exist\nERROR: failed to reproduce 'x'\n")
+    assert Outcome("x", 2, 1.0, log).reason == "data.root does not exist"
+    assert Outcome("x", 2, 1.0, log).ran
+
+
+def test_the_longest_chain_comes_first():
+    order = critical_order(STUDY)
+    assert order[:3] == ["prepare", "autoencoder", "cluster"]
+    assert set(order[3:6]) == {"pretrain_gsimclr", "pretrain_simclr", "controls"} and order[-1] == "compare"
+
+
+def test_two_jobs_where_there_are_two_cores():
+    assert [default_jobs(cores) for cores in (1, 2, 16)] == [1, 2, 2]
+
+
+def test_the_repository_s_pipeline_and_a_target_s_upstream(monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    graph = stage_graph(root)
+    assert graph["cluster@0"] == {"prepare", "autoencoder@0"}
+    assert graph["compare"] >= {"evaluate@gsimclr-0", "supervised@0", "controls@pixels-0"}
+    assert stage_graph(root, ["pretrain_gsimclr@1"]).keys() == {
+        "prepare",
+        "autoencoder@1",
+        "cluster@1",
+        "pretrain_gsimclr@1",
+    }
+    with pytest.raises(UserError, match="no stage named nope"):
+        stage_graph(root, ["nope"])
+
+
+def test_an_unknown_stage_is_one_line_and_exit_2(monkeypatch):
+    from typer.testing import CliRunner
+
+    from gsimclr.cli import app
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    result = CliRunner().invoke(app, ["repro", "autoencoder@9"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: no stage named autoencoder@9 in dvc.yaml (`dvc stage list` names them)"
+    ]
