@@ -1,4 +1,5 @@
-"""Which params each stage reads: the same list `dvc.yaml` declares for it (a test keeps them equal).
+"""Which params each stage reads: the one source of the `params:` lists in `dvc.yaml` (`python -m tools.dvc_yaml`
+writes them there).
 
 DVC re-runs a stage when a parameter it declares changes, and only then. A stage that read a parameter
 it does not declare would leave a stale output that DVC reports as current; so a stage is handed a
@@ -47,7 +48,7 @@ class Undeclared:
         path = object.__getattribute__(self, "_path")
         raise UndeclaredParamError(
             f"params.{path} is read by a stage that does not declare it "
-            "(add it to gsimclr/settings/declared.py and to the stage's `params:` in dvc.yaml)"
+            "(declare it in gsimclr/settings/declared.py, then run `python -m tools.dvc_yaml`)"
         )
 
     __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _fail
