@@ -1,4 +1,4 @@
-"""Refactoring guard: a tiny digits study must write the metrics it wrote before (tests/golden/digits_tiny/).
+"""Refactoring guard: a tiny digits study must write the metrics it wrote before (tests/end_to_end/golden/digits_tiny/).
 
 Every stage's metrics JSON of one seed, compared key by key, in two ways:
 
@@ -12,7 +12,7 @@ Every stage's metrics JSON of one seed, compared key by key, in two ways:
   pixels, untrained and supervised rows) with tolerances a few times the drift measured between the
   2-core AMD EPYC (AVX2) and the 2-core Xeon (AVX-512, AMX); each tolerance states that drift.
 
-A deliberate change regenerates this kind's file with `python tests/test_golden_metrics.py` (and the other
+A deliberate change regenerates this kind's file with `python tests/end_to_end/test_golden_metrics.py` (and the other
 kinds' files on their machines) and says why in its commit.
 """
 
@@ -162,7 +162,7 @@ def test_every_dvc_metric_is_the_final_value_of_the_same_mlflow_key(tiny_study):
         assert all(0.0 <= value <= 1.0 for key, value in metrics.items() if "acc" in key), f"{name}: not a fraction"
 
 
-if __name__ == "__main__":  # regenerate this CPU kind's file: python tests/test_golden_metrics.py
+if __name__ == "__main__":  # regenerate this CPU kind's file: python tests/end_to_end/test_golden_metrics.py
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

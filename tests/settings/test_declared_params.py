@@ -11,8 +11,8 @@ from tools.dvc_yaml import invocations
 
 
 def test_every_declared_stage_is_in_dvc_yaml():
-    """dvc.yaml's `params:` lists are written from DECLARED (tests/test_dvc_yaml.py); this catches the reverse: a
-    declaration no stage of dvc.yaml runs."""
+    """dvc.yaml's `params:` lists are written from DECLARED (tests/pipeline/test_dvc_yaml.py); this catches the
+    reverse: a declaration no stage of dvc.yaml runs."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
     assert {run for stage in stages for run in invocations(stage)} == set(DECLARED)
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from gsimclr.pipeline.repro import Graph, Outcome, critical_order, default_jobs, run_graph, stage_graph
 from gsimclr.system.errors import UserError
@@ -86,18 +87,17 @@ def test_two_jobs_where_there_are_two_cores():
 
 
 def test_the_repository_s_pipeline_and_a_target_s_upstream(monkeypatch):
-    root = Path(__file__).resolve().parents[1]
-    graph = stage_graph(root)
+    graph = stage_graph(REPO)
     assert graph["cluster@0"] == {"prepare", "autoencoder@0"}
     assert graph["compare"] >= {"evaluate@gsimclr-0", "supervised@0", "controls@pixels-0"}
-    assert stage_graph(root, ["pretrain_gsimclr@1"]).keys() == {
+    assert stage_graph(REPO, ["pretrain_gsimclr@1"]).keys() == {
         "prepare",
         "autoencoder@1",
         "cluster@1",
         "pretrain_gsimclr@1",
     }
     with pytest.raises(UserError, match="no stage named nope"):
-        stage_graph(root, ["nope"])
+        stage_graph(REPO, ["nope"])
 
 
 def test_an_unknown_stage_is_one_line_and_exit_2(monkeypatch):
@@ -105,7 +105,7 @@ def test_an_unknown_stage_is_one_line_and_exit_2(monkeypatch):
 
     from gsimclr.cli import app
 
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(REPO)
     result = CliRunner().invoke(app, ["repro", "autoencoder@9"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
