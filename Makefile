@@ -37,7 +37,8 @@ test: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-## Throughput against the bare model step, k-means at CIFAR-10 scale, prepared and streamed data, stage start-up
+## Throughput against the bare model step, k-means at CIFAR-10 scale, prepared and streamed data, stage start-up,
+## serial against parallel stages
 ## (each prints the machine; none fails on speed).
 benchmark: install
 	$(BIN)/python -m benchmarks.pretrain_throughput
@@ -45,6 +46,7 @@ benchmark: install
 	$(BIN)/python -m benchmarks.prepared_data
 	$(BIN)/python -m benchmarks.streaming
 	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.repro
 
 ## Local state only: models, checkpoints and the MLflow store. The committed reports (metrics/, plots/,
 ## runs/, results/) stay; `dvc repro` rebuilds what was removed.
