@@ -28,4 +28,5 @@ def cpu_kind() -> str:
 def hardware() -> str:
     """One line naming the machine a figure came from."""
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu_name()} [{cpu_kind()}] ({torch.get_num_threads()} threads){gpu}, torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    return f"{cpu_name()} [{cpu_kind()}] ({threads} thread{'s' * (threads != 1)}){gpu}, torch {torch.__version__}"
