@@ -31,7 +31,7 @@ test: install
 	$(BIN)/ruff format --check gsimclr tests benchmarks examples docs tools
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
-	$(BIN)/python -m pytest -q --doctest-modules gsimclr tests
+	$(BIN)/python -m pytest -q --durations=15 --doctest-modules gsimclr tests
 
 ## The docs site (build/site/index.html): the pages in docs/, the parameter reference generated from the schema.
 docs: install

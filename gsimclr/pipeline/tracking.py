@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version as package_version
@@ -89,7 +90,11 @@ class StageRun:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
 
-        source = resolve_dataset_source(root) if root else CodeDatasetSource({"loader": name})
+        with warnings.catch_warnings():
+            # MLflow registers its local-file source twice (for the schemes '' and 'file') and then warns, on every
+            # local path, that the path "can be interpreted in multiple ways" — both ways being that one source.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple")
+            source = resolve_dataset_source(root) if root else CodeDatasetSource({"loader": name})
         dataset = MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]  # profile is optional
         mlflow.log_input(dataset, context="training", tags={f"{split}_images": str(n) for split, n in sizes.items()})
 

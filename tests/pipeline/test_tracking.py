@@ -111,3 +111,17 @@ def test_store_failures_are_named_from_sqlites_own_words(raised, said):
     wrapped = RuntimeError("(sqlite3.OperationalError) wrapped by SQLAlchemy")
     wrapped.__cause__ = raised
     assert said in tracking_store.store_problem(wrapped)
+
+
+def test_a_local_dataset_root_is_logged_without_mlflow_s_duplicate_source_warning(tmp_path, monkeypatch, recwarn):
+    """MLflow registers its local-file source twice and warns on every local path; a stage's log stays clean."""
+    from gsimclr.settings.config import Params
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_names.local_uri())
+    with tracking.stage_run("autoencoder", Params(), {}, seed=0) as run:
+        run.log_dataset("cifar10", str(tmp_path), "abc", {"train": 3})
+        run_id = run.run_id
+    assert not [w for w in recwarn if "interpreted in multiple ways" in str(w.message)]
+    (dataset,) = MlflowClient().get_run(run_id).inputs.dataset_inputs
+    assert dataset.dataset.name == "cifar10" and str(tmp_path) in dataset.dataset.source
