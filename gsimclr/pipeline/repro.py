@@ -13,7 +13,9 @@ the outputs, so the result is what one `dvc repro` makes.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -102,8 +104,9 @@ def run_graph(
     command: Callable[[str], list[str]] = stage_command,
 ) -> list[Outcome]:
     """Run every stage of `graph` once all its dependencies have succeeded, `jobs` at a time. After a failure
-    no new stage starts; those running finish (their outputs stay valid). Ctrl-C stops the running stages
-    (each keeps its checkpoint). Returns every finished stage's outcome, in the order they ended."""
+    no new stage starts; those running finish (their outputs stay valid). Ctrl-C or SIGTERM stops the running
+    stages, DVC and the stage it runs alike (each keeps its checkpoint). Returns every finished stage's outcome,
+    in the order they ended."""
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending = critical_order(graph)
@@ -118,8 +121,10 @@ def run_graph(
                 name = ready.pop(0)
                 pending.remove(name)
                 log = logs / f"{name}.log"
-                with log.open("w") as handle:
-                    process = subprocess.Popen(command(name), cwd=root, env=env, stdout=handle, stderr=handle)
+                with log.open("w") as handle:  # a session of its own: stopping it reaches DVC's child, the stage
+                    process = subprocess.Popen(
+                        command(name), cwd=root, env=env, stdout=handle, stderr=handle, start_new_session=True
+                    )
                 running[name] = (process, time.monotonic(), log)
             if not running:
                 break  # a failure left stages that can no longer start
@@ -135,9 +140,10 @@ def run_graph(
                 else:
                     failed = True
                 on_done(outcome)
-    finally:
+    finally:  # interrupted (Ctrl-C, SIGTERM): each running stage is terminated and keeps its checkpoint
         for process, _, _ in running.values():
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
         for process, _, _ in running.values():
             process.wait()
     return done

@@ -3,6 +3,7 @@ a failure starts nothing new, and the chain that decides the end starts first. T
 it is in test_pipeline_dvc.py."""
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,36 @@ def test_an_unknown_stage_is_one_line_and_exit_2(monkeypatch):
     assert result.output.strip().splitlines() == [
         "error: no stage named autoencoder@9 in dvc.yaml (`dvc stage list` names them)"
     ]
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie waiting to be reaped (Linux)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_an_interruption_stops_the_running_stages_and_what_they_started(tmp_path):
+    """DVC runs the stage as its own child: terminating DVC alone would leave the stage training."""
+    pids = tmp_path / "pids"
+
+    def command(name: str) -> list[str]:
+        if name == "quick":
+            return [sys.executable, "-c", "pass"]
+        stage = f"import subprocess; p = subprocess.Popen(['sleep', '60']); open({str(pids)!r}, 'w').write(str(p.pid))"
+        return [sys.executable, "-c", stage + "; p.wait()"]
+
+    def interrupt(outcome: Outcome) -> None:
+        while not pids.exists() or not pids.read_text():
+            time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_graph({"quick": set(), "slow": set()}, 2, 1, tmp_path / "logs", interrupt, command=command)
+    grandchild = int(pids.read_text())
+    deadline = time.monotonic() + 10
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild)
