@@ -35,7 +35,8 @@ def cut_epochs(params: dict, epochs: int) -> dict:
             for key in path:
                 section = section[key]
             section["epochs"] = epochs
-            section["patience"] = min(section.get("patience", epochs), epochs)
+            if "patience" in section:
+                section["patience"] = min(section["patience"], epochs)
     return params
 
 
