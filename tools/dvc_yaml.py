@@ -7,7 +7,9 @@
   importing another package re-runs when that package changes. `system/` and `pipeline/` read and move
   bytes, lay out paths and log to MLflow, but compute nothing an output depends on: they are not followed.
 
-Everything else in dvc.yaml (commands, data deps, outputs, comments) stays as written.
+and the files of the top-level `knn_monitor` plot — both methods' kNN curves for each seed of params.yaml's
+`seeds` (DVC's templating does not reach top-level plots). Everything else in dvc.yaml (commands, data deps,
+outputs, comments) stays as written.
 
     python -m tools.dvc_yaml           # rewrite dvc.yaml in place
     python -m tools.dvc_yaml --check   # exit 1 naming each stage whose lists are out of date (tests/ run this)
@@ -23,9 +25,12 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from ruamel.yaml import YAML
 
+from gsimclr.pipeline.layout import Layout
 from gsimclr.settings.declared import declared
+from gsimclr.settings.names import METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 BOOKKEEPING = {"gsimclr/system", "gsimclr/pipeline"}
@@ -85,10 +90,15 @@ def generated(stage: dict[str, Any]) -> tuple[list[str], list[str]]:
     return list(params.pop()), code_deps(runs[0][0])
 
 
-def synced(text: str) -> tuple[str, list[str]]:
-    """dvc.yaml `text` with every stage's generated lists written, and the stages whose lists changed."""
-    yaml = yaml_round_trip()
-    document = yaml.load(text)
+def knn_curves(seeds: list[int]) -> dict[str, str]:
+    """The kNN monitor's curve file of each method and seed -> the column the plot draws."""
+    return {str(Layout().for_seed(seed).pretrain_knn(method)): "knn_val_acc" for seed in seeds for method in METHODS}
+
+
+def synced(text: str, seeds: list[int]) -> tuple[str, list[str]]:
+    """dvc.yaml `text` with every stage's generated lists and the kNN plot's files (for `seeds`) written, and
+    what changed (stage names, `plots`)."""
+    document = yaml_round_trip().load(text)
     changed = []
     for name, stage in document["stages"].items():
         body = stage.get("do", stage)
@@ -101,8 +111,14 @@ def synced(text: str) -> tuple[str, list[str]]:
             changed.append(name)
             body["deps"][:] = new_deps
             body["params"][:] = params
+    (plot,) = (entry["knn_monitor"] for entry in document["plots"] if "knn_monitor" in entry)
+    curves = knn_curves(seeds)
+    if dict(plot["y"]) != curves:
+        changed.append("plots")
+        plot["y"].clear()
+        plot["y"].update(curves)
     out = io.StringIO()
-    yaml.dump(document, out)
+    yaml_round_trip().dump(document, out)
     return out.getvalue(), changed
 
 
@@ -110,8 +126,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="Change nothing; exit 1 if dvc.yaml is out of date.")
     parser.add_argument("--file", type=Path, default=REPO / "dvc.yaml")
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml", help="Its `seeds` name the plot's files.")
     args = parser.parse_args(argv)
-    text, changed = synced(args.file.read_text())
+    text, changed = synced(args.file.read_text(), yaml.safe_load(args.params.read_text())["seeds"])
     if args.check:
         if changed:
             print(f"dvc.yaml is out of date in {', '.join(changed)}: run python -m tools.dvc_yaml", file=sys.stderr)

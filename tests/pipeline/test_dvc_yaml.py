@@ -16,8 +16,16 @@ def test_a_missing_dependency_or_an_extra_param_is_found_and_rewritten():
     mutated = text.replace("        - gsimclr/models\n", "", 1)
     mutated = mutated.replace("        - autoencoder\n", "        - model\n", 1)
     assert mutated != text
-    rewritten, changed = synced(mutated)
+    rewritten, changed = synced(mutated, [0, 1, 2])
     assert changed == ["autoencoder"] and rewritten == text
+
+
+def test_the_knn_plot_follows_params_seeds():
+    text = (REPO / "dvc.yaml").read_text()
+    rewritten, changed = synced(text, [0, 1, 2, 3])
+    assert changed == ["plots"]
+    plots = rewritten.split("\nplots:")[1]
+    assert "plots/seed3/pretrain_gsimclr_knn.csv: knn_val_acc" in plots and plots.count("_knn.csv:") == 8
 
 
 def test_code_deps_follow_imports_but_not_bookkeeping():
