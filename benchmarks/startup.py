@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from benchmarks.machine import describe
+from benchmarks.repro import cut_epochs
 
 STAGES = [
     ["prepare"],
@@ -38,7 +39,6 @@ STAGES = [
     ["evaluate", "--method", "supervised"],
     ["compare"],
 ]
-EPOCHS = [("autoencoder",), ("pretrain",), ("evaluate", "finetune"), ("evaluate", "supervised")]
 WRAPPER = """
 import os, sys, time
 import gsimclr.training.engine as engine
@@ -59,11 +59,7 @@ app()
 
 def one_epoch(params: dict) -> dict:
     """The revision's own params with every training stage cut to one epoch and the first seed only."""
-    for path in EPOCHS:
-        section = params
-        for key in path:
-            section = section[key]
-        section["epochs"] = 1
+    params = cut_epochs(params, 1)
     params["seeds"] = params["seeds"][:1]
     return params
 

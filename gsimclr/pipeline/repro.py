@@ -57,13 +57,10 @@ def stage_graph(root: Path, targets: Sequence[str] = ()) -> Graph:
 def critical_order(graph: Graph) -> list[str]:
     """Every stage, those with the longest chain of stages waiting on them first: started early, they keep
     the last minutes from being one stage running alone."""
-    waiting: dict[str, set[str]] = {name: set() for name in graph}
-    for name, deps in graph.items():
-        for dep in deps:
-            waiting[dep].add(name)
+    stages = nx.DiGraph(graph)  # an edge points from a stage to one it depends on
     chain: dict[str, int] = {}
-    for name in reversed(list(nx.topological_sort(nx.DiGraph(waiting)))):
-        chain[name] = 1 + max((chain[after] for after in waiting[name]), default=0)
+    for name in nx.topological_sort(stages):  # every stage after the stages waiting on it
+        chain[name] = 1 + max((chain[after] for after in stages.predecessors(name)), default=0)
     return sorted(graph, key=lambda name: (-chain[name], name))
 
 
