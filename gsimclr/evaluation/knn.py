@@ -8,6 +8,10 @@ k = 200 (ImageNet) and T = 0.1. It needs no training, so it can run every few ep
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -53,3 +57,30 @@ def knn_accuracy(
     n_classes = int(max(memory_labels.max(), query_labels.max())) + 1
     predicted = knn_predict(memory, memory_labels, queries, n_classes, k, temperature)
     return float((predicted == query_labels.to(predicted.device)).float().mean())
+
+
+@dataclass
+class KnnMonitor:
+    """Epoch -> `{"knn_val_acc": ...}` every `every` epochs and after the last (else `{}`; `every=0`: never).
+
+    Memory bank: the features of the `fit` images; queries: the `val` images (the split evaluation selects on).
+    """
+
+    features: Callable[[], torch.Tensor]
+    """The current network's features of every image (called only on a monitored epoch)."""
+    labels: torch.Tensor
+    fit: np.ndarray
+    val: np.ndarray
+    k: int
+    temperature: float
+    every: int
+    epochs: int
+
+    def __call__(self, epoch: int) -> dict[str, float]:
+        if not self.every or (epoch % self.every and epoch != self.epochs):
+            return {}
+        features, labels = self.features(), self.labels
+        accuracy = knn_accuracy(
+            features[self.fit], labels[self.fit], features[self.val], labels[self.val], self.k, self.temperature
+        )
+        return {"knn_val_acc": accuracy}

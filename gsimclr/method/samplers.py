@@ -15,10 +15,13 @@ final batches, where they collide.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+
+from gsimclr.method.clustering import cluster_quality
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -73,6 +76,45 @@ class GuidedBatchSampler:
             rng.shuffle(members)
         order = np.concatenate([clusters[c] for c in rng.permutation(len(clusters))])
         return _deal(order, len(self), rng)
+
+
+@dataclass(frozen=True)
+class EpochBatches:
+    """Epoch -> that epoch's batches of one pretraining run: random for SimCLR, stratified by the epoch's
+    pseudo labels for G-SimCLR (random again under the `guidance.batches: random` ablation)."""
+
+    n_items: int
+    batch_size: int
+    seed: int
+    pseudo_labels: Optional[Callable[[int], np.ndarray]] = None
+    """Epoch -> the labels to stratify by (G-SimCLR); asked every epoch, so a due refresh happens even when
+    `guided` is off and the diagnostics and checkpoint follow the refreshed labels."""
+    guided: bool = True
+
+    def __call__(self, epoch: int) -> list[np.ndarray]:
+        labels = self.pseudo_labels(epoch) if self.pseudo_labels is not None else None
+        if labels is None or not self.guided:
+            return RandomBatchSampler(self.n_items, self.batch_size, self.seed).batches(epoch)
+        return GuidedBatchSampler(labels, self.batch_size, self.seed).batches(epoch)
+
+
+@dataclass(frozen=True)
+class BatchDiagnostics:
+    """An epoch's batches -> same-class pairs per batch (the false negatives NT-Xent pushes apart) and, for
+    G-SimCLR, distinct pseudo labels per batch and the pseudo labels' NMI. True labels measure, never train."""
+
+    true_labels: np.ndarray
+    pseudo_labels: Optional[Callable[[], np.ndarray]] = None
+    """The labels the current epoch was guided by (G-SimCLR only)."""
+
+    def __call__(self, batches: Sequence[np.ndarray]) -> dict[str, float]:
+        _, same_class = batch_stats(batches, self.true_labels)
+        out = {"same_class_pairs_per_batch": same_class}
+        if self.pseudo_labels is not None:
+            current = self.pseudo_labels()
+            out["distinct_pseudo_labels_per_batch"], _ = batch_stats(batches, current)
+            out["pseudo_label_nmi"] = cluster_quality(current, self.true_labels)["nmi"]
+        return out
 
 
 def same_label_pairs(batch_labels: np.ndarray) -> int:

@@ -8,7 +8,7 @@ difference is paired by seed (same data split and initialisation seed for both m
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -69,13 +69,18 @@ def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: 
     ]
 
 
-def cell_values(rows: list[ResultRow], scale: float = 100.0) -> dict[tuple[str, str], list[float]]:
-    """(method, representation) -> test accuracies in seed order, in percent for the tables and figures
-    (`scale=1`: the stored fractions)."""
-    cells: dict[tuple[str, str], list[float]] = {}
+def cells_by_seed(rows: Iterable[ResultRow], scale: float = 100.0) -> dict[tuple[str, str], dict[int, float]]:
+    """(method, representation) -> {seed: test accuracy}, in percent for the tables and figures (`scale=1`:
+    the stored fractions). Keyed by seed so that two arms are paired seed by seed, never by position."""
+    cells: dict[tuple[str, str], dict[int, float]] = {}
     for row in rows:
-        cells.setdefault((row.method, row.representation), []).append(scale * row.test_acc)
+        cells.setdefault((row.method, row.representation), {})[row.seed] = scale * row.test_acc
     return cells
+
+
+def cell_values(rows: list[ResultRow], scale: float = 100.0) -> dict[tuple[str, str], list[float]]:
+    """(method, representation) -> test accuracies in seed order (one study: every cell has the same seeds)."""
+    return {key: [by_seed[s] for s in sorted(by_seed)] for key, by_seed in cells_by_seed(rows, scale).items()}
 
 
 REPRESENTATION_KEYS = {"–": "", "fine-tune": "finetune/"}

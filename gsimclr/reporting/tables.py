@@ -7,7 +7,7 @@ from typing import Optional
 
 from gsimclr.evaluation.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import ResultRow
-from gsimclr.reporting.rows import FINETUNE, LABELS, cell_values
+from gsimclr.reporting.rows import FINETUNE, LABELS, cell_values, cells_by_seed
 from gsimclr.settings.names import METHODS
 
 
@@ -69,15 +69,15 @@ def beats(margin: Summary, method: str) -> str:
 
 def per_seed_table(rows: list[ResultRow], seeds: list[int]) -> list[str]:
     """Every cell of the tables for every seed: the spread behind each interval."""
-    cells = cell_values(rows)
+    cells = cells_by_seed(rows)
     lines = [
         "| method | representation | " + " | ".join(f"seed {s}" for s in seeds) + " |",
         "| --- | --- |" + " ---: |" * len(seeds),
     ]
     lines += [
         f"| {LABELS[m]} | {'from scratch' if (m, rep) == ('random_init', FINETUNE) else rep} | "
-        + " | ".join(f"{v:.2f}" for v in values)
+        + " | ".join(f"{by_seed[s]:.2f}" for s in seeds)
         + " |"
-        for (m, rep), values in cells.items()
+        for (m, rep), by_seed in cells.items()
     ]
     return lines

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gsimclr.evaluation.stats import paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import read_results
+from gsimclr.reporting.rows import cells_by_seed
 from gsimclr.system.errors import UserError
 
 REPRESENTATIONS = ("P1", "P2", "P3", "fine-tune")
@@ -27,10 +28,7 @@ def parse_study(spec: str) -> tuple[str, Path]:
 
 def study_cells(path: Path, metric: str) -> dict[tuple[str, str], dict[int, float]]:
     """(method, representation) -> {seed: test accuracy} for one metric of one results.csv."""
-    cells: dict[tuple[str, str], dict[int, float]] = {}
-    for row in read_results(path):
-        if row.metric == metric:
-            cells.setdefault((row.method, row.representation), {})[row.seed] = 100 * row.test_acc  # % for the table
+    cells = cells_by_seed(row for row in read_results(path) if row.metric == metric)
     if not cells:
         raise UserError(
             f"{path} has no {metric} rows"

@@ -5,7 +5,6 @@ Under `torchrun` the same stage trains data-parallel (see `gsimclr.training.dist
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any, Optional, cast
 
 import numpy as np
@@ -15,11 +14,10 @@ from torch import nn
 
 from gsimclr.data.device_images import DeviceImages, reading_ahead
 from gsimclr.data.splits import ImageSplits, split_indices, to_float
-from gsimclr.evaluation.knn import knn_accuracy
-from gsimclr.method.clustering import cluster_quality
+from gsimclr.evaluation.knn import KnnMonitor
 from gsimclr.method.contrastive_step import ContrastiveStep, Precision
 from gsimclr.method.pseudo_labels import PseudoLabels, read_pseudo_labels
-from gsimclr.method.samplers import GuidedBatchSampler, RandomBatchSampler, batch_stats
+from gsimclr.method.samplers import BatchDiagnostics, EpochBatches, RandomBatchSampler
 from gsimclr.models import build
 from gsimclr.models.heads import SimCLRNet
 from gsimclr.outputs import plots
@@ -60,52 +58,34 @@ def guidance_labels(ctx: StageContext, net: SimCLRNet, images: DeviceImages, wor
     )
 
 
-def knn_monitor(
-    ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: DeviceImages
-) -> Callable[[int], dict[str, float]]:
-    """Epoch -> `{"knn_val_acc": ...}` every `pretrain.knn.every` epochs and after the last (else `{}`).
-
-    Memory bank: the backbone features of the fit split; queries: the validation split (the same
-    stratified split `evaluate` selects on). Labels are only read here, to measure.
-    """
-    cfg, epochs = ctx.params.pretrain.knn, ctx.params.pretrain.epochs
+def knn_monitor(ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: DeviceImages) -> KnnMonitor:
+    """The kNN monitor of `pretrain.knn`: fit-split memory bank, validation-split queries (the same stratified
+    split `evaluate` selects on). Labels are only read here, to measure."""
+    cfg = ctx.params.pretrain.knn
     split = split_indices(len(data.train_y), ctx.params.data.val_fraction, ctx.seed, labels=data.train_y)
     if cfg.every and cfg.k > len(split.fit):
         raise UserError(
             f"pretrain.knn.k={cfg.k} is larger than the kNN memory bank ({len(split.fit)} fit-split images)"
         )
-    labels = data.train_y.to(ctx.device)
-
-    def measure(epoch: int) -> dict[str, float]:
-        if not cfg.every or (epoch % cfg.every and epoch != epochs):
-            return {}
-        features = map_batches(lambda idx: net.backbone(to_float(images[idx])), len(images), 256)
-        return {
-            "knn_val_acc": knn_accuracy(
-                features[split.fit], labels[split.fit], features[split.val], labels[split.val], cfg.k, cfg.temperature
-            )
-        }
-
-    return measure
+    return KnnMonitor(
+        features=lambda: map_batches(lambda idx: net.backbone(to_float(images[idx])), len(images), 256),
+        labels=data.train_y.to(ctx.device),
+        fit=split.fit,
+        val=split.val,
+        k=cfg.k,
+        temperature=cfg.temperature,
+        every=cfg.every,
+        epochs=ctx.params.pretrain.epochs,
+    )
 
 
-def epoch_batches(
-    ctx: StageContext, n_images: int, labels: Optional[PseudoLabels]
-) -> Callable[[int], list[np.ndarray]]:
-    """Epoch -> batches: random for SimCLR (and `guidance.batches: random`), else stratified by the
-    epoch's pseudo labels."""
+def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabels]) -> EpochBatches:
+    """SimCLR's random batches, or G-SimCLR's stratified by `labels` (random under `guidance.batches: random`)."""
     batch_size = ctx.params.pretrain.batch_size
-    random_batches = RandomBatchSampler(n_images, batch_size, ctx.seed).batches
-
-    def batches(epoch: int) -> list[np.ndarray]:
-        if labels is None:
-            return random_batches(epoch)
-        current = labels.refresh_if_due(epoch)
-        if ctx.params.guidance.batches == "random":
-            return random_batches(epoch)
-        return GuidedBatchSampler(current, batch_size, ctx.seed).batches(epoch)
-
-    return batches
+    if labels is None:
+        return EpochBatches(n_images, batch_size, ctx.seed)
+    guided = ctx.params.guidance.batches == "guided"
+    return EpochBatches(n_images, batch_size, ctx.seed, labels.refresh_if_due, guided)
 
 
 def sgd_warmup_cosine(cfg: PretrainConfig, model: nn.Module, n_batches: int) -> tuple[torch.optim.SGD, Any]:
@@ -138,23 +118,6 @@ def contrastive_step(
         precision=cast(Precision, resolve_precision(cfg.precision, ctx.device)),
         shards=world,
     )
-
-
-def batch_diagnostics(
-    true_labels: np.ndarray, labels: Optional[PseudoLabels]
-) -> Callable[[Sequence[np.ndarray]], dict[str, float]]:
-    """An epoch's batches -> same-class pairs per batch (false negatives), and for G-SimCLR the distinct
-    pseudo labels per batch and the pseudo labels' NMI (true labels measure, never train)."""
-
-    def diagnostics(batches: Sequence[np.ndarray]) -> dict[str, float]:
-        _, same_class = batch_stats(batches, true_labels)
-        out = {"same_class_pairs_per_batch": same_class}
-        if labels is not None:
-            out["distinct_pseudo_labels_per_batch"], _ = batch_stats(batches, labels.current)
-            out["pseudo_label_nmi"] = cluster_quality(labels.current, true_labels)["nmi"]
-        return out
-
-    return diagnostics
 
 
 def pretrain_loop(ctx: StageContext, method: Method, data: ImageSplits, world: World) -> LoopConfig:
@@ -196,6 +159,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     model = wrap_model(cast(nn.Module, torch.compile(net)) if cfg.compile else net, world, ctx.device)
     optimizer, scheduler = sgd_warmup_cosine(cfg, model, len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed)))
     monitor = knn_monitor(ctx, net, data, images)
+    batches = epoch_batches(ctx, len(images), labels)
     step = contrastive_step(ctx, method, model, images, labels, world)
     loop = pretrain_loop(ctx, method, data, world)
     with stage_run(
@@ -208,9 +172,9 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
                 model=model,
                 optimizer=optimizer,
                 scheduler=scheduler,
-                batches=reading_ahead(images, epoch_batches(ctx, len(images), labels), lambda b: world.shard(b)[0]),
+                batches=reading_ahead(images, batches, lambda b: world.shard(b)[0]),
                 step=step,
-                batch_metrics=batch_diagnostics(data.train_y.numpy(), labels),
+                batch_metrics=BatchDiagnostics(data.train_y.numpy(), (lambda: labels.current) if labels else None),
                 validate=monitor,
                 on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),
                 run_id=tracker.run_id,

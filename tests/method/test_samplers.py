@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from gsimclr.method.samplers import (
+    BatchDiagnostics,
+    EpochBatches,
     GuidedBatchSampler,
     RandomBatchSampler,
     batch_stats,
@@ -95,3 +97,35 @@ def test_pigeonhole_bound_matches_the_closed_form():
     assert min_same_label_pairs(labels, 50) / 50 == 174
     random_pairs = np.mean([same_label_pairs(b) for b in np.split(np.random.default_rng(0).permutation(labels), 50)])
     assert 190 < random_pairs < 214  # expectation 64*63/2 * (319/3199) ~ 201
+
+
+def same_batches(first, second):
+    return len(first) == len(second) and all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_epoch_batches_guide_by_each_epochs_labels_and_ask_for_them_even_when_not_guided():
+    asked = []
+
+    def labels_of(epoch):
+        asked.append(epoch)
+        return np.arange(256) % 8 if epoch < 3 else np.arange(256) // 32  # a "refresh" before epoch 3
+
+    guided = EpochBatches(256, 8, seed=0, pseudo_labels=labels_of)
+    for epoch in (1, 3):
+        expected = GuidedBatchSampler(labels_of(epoch), 8, seed=0).batches(epoch)
+        assert same_batches(guided(epoch), expected)
+    random = RandomBatchSampler(256, 8, seed=0).batches(3)
+    asked.clear()
+    ablation = EpochBatches(256, 8, seed=0, pseudo_labels=labels_of, guided=False)
+    assert same_batches(ablation(3), random)
+    assert asked == [3]  # the refresh still happens: diagnostics and checkpoints follow the new labels
+    assert same_batches(EpochBatches(256, 8, seed=0)(3), random)
+
+
+def test_batch_diagnostics_measure_true_pairs_and_pseudo_label_spread():
+    true_labels = np.array([0, 0, 1, 1])
+    batches = [np.array([0, 1]), np.array([2, 3])]
+    assert BatchDiagnostics(true_labels)(batches) == {"same_class_pairs_per_batch": 1.0}
+    guided = BatchDiagnostics(true_labels, lambda: np.array([0, 1, 0, 1]))(batches)
+    assert guided["distinct_pseudo_labels_per_batch"] == 2.0
+    assert guided["pseudo_label_nmi"] == pytest.approx(0.0)
