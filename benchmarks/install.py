@@ -41,7 +41,9 @@ def install(revision: str, scratch: Path) -> tuple[float, float, float]:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("VIRTUAL_ENV", "MAKE"))}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(["make", "--no-print-directory", "install"], cwd=tree, env=env, check=True)
+        make = subprocess.run(["make", "install"], cwd=tree, env=env, capture_output=True, text=True)
+        if make.returncode:
+            sys.exit(f"make install failed at {revision}:\n{make.stdout[-2000:]}{make.stderr[-2000:]}")
         wall = time.perf_counter() - start
         mid = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(
