@@ -4,8 +4,9 @@ A stage's run record (`runs/seed<N>/<stage>.json`, the report's Provenance) time
 finished it. A long study is stopped and resumed from checkpoints, so a run's total wall time mixes compute
 with the hours it sat stopped; the epochs themselves do not. Each epoch's time is the interval between its
 epoch metric and the previous one; an interval over `--gap` times the run's median holds a stop (or a
-resume's start-up) and is left out, and the run's minutes are then projected as median × epochs. Reads the
-store only: never starts, changes or deletes a run. Not a test: it never fails on speed.
+resume's start-up) and is left out, and the run's minutes are then projected as median × epochs (the epochs
+logged so far, for a run still going). Reads the store only: never starts, changes or deletes a run. Not a
+test: it never fails on speed.
 
     python -m benchmarks.epoch_times [--store mlruns/mlflow.db] [--gap 2.5] [--runs pretrain]
 """
@@ -78,9 +79,12 @@ def main() -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{args.store.resolve()}")
     print(f"reading {args.store} on {describe(torch.device('cpu'))}")
     print("the runs' own CPU is in their run records (runs/seed<N>/*.json, 'hardware')")
-    print(f"{'run':34} {'epochs':>6} {'median':>7} {'min':>6} {'max':>6} {'left out (min)':>22} {'projected':>10}")
+    print(
+        f"{'run':34} {'status':9} {'epochs':>6} {'median':>7} {'min':>6} {'max':>6} {'left out (min)':>22} "
+        f"{'median × epochs':>16}"
+    )
     experiments = [e.experiment_id for e in client.search_experiments()]
-    for run in client.search_runs(experiments, filter_string="attributes.status = 'FINISHED'", order_by=["start_time"]):
+    for run in client.search_runs(experiments, order_by=["start_time"]):
         name = run.info.run_name or run.info.run_id
         key = loss_key(list(run.data.metrics))
         if args.runs not in name or key is None:
@@ -91,8 +95,8 @@ def main() -> None:
         t = epoch_times([m.timestamp for m in history], args.gap)
         left = ", ".join(f"{m:.0f}" for m in t.left_out) or "none"
         print(
-            f"{name:34} {t.epochs:6d} {t.median:6.1f}m {min(t.kept):5.1f}m {max(t.kept):5.1f}m "
-            f"{left:>22} {t.projected:9.0f}m"
+            f"{name:34} {run.info.status:9} {t.epochs:6d} {t.median:6.1f}m {min(t.kept):5.1f}m {max(t.kept):5.1f}m "
+            f"{left:>22} {t.projected:15.0f}m"
         )
 
 
