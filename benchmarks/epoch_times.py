@@ -23,9 +23,11 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from benchmarks.machine import describe
+from gsimclr.outputs.metrics import epoch_curves
 
-EPOCH_LOSS_SUFFIX = "loss"
-"""The per-epoch key every training loop logs (`epoch/loss`, `finetune/epoch/loss`, ...)."""
+EPOCH_LOSS = next(iter(epoch_curves({"loss": 0.0})))
+"""The per-epoch loss curve every training loop logs, named where the stages name it (`epoch/loss`; a
+stage with several loops prefixes it: `finetune/epoch/loss`)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def epoch_times(timestamps_ms: list[int], gap: float) -> EpochTimes:
 
 def loss_key(keys: list[str]) -> str | None:
     """The run's per-epoch loss key (`.../epoch/loss`), or None for a run without an epoch loop."""
-    epoch_keys = sorted(k for k in keys if k.endswith("epoch/" + EPOCH_LOSS_SUFFIX))
+    epoch_keys = sorted(k for k in keys if k.endswith(EPOCH_LOSS))
     return epoch_keys[0] if epoch_keys else None
 
 
