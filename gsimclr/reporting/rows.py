@@ -99,16 +99,21 @@ def _summary(key: str, summary: Summary) -> dict[str, float]:
 
 def pooled_metrics(rows: list[ResultRow], prefix: str = "") -> dict[str, float]:
     """The study's headline numbers as fractions: every cell's mean and 95 % half-width over seeds, the
-    paired G-SimCLR − SimCLR difference and each method's paired margin over the untrained network, per
-    representation. Written to results/metrics.json (DVC) and logged on the study's MLflow run."""
+    paired G-SimCLR − SimCLR difference and each method's paired margins over the untrained network and (linear
+    probes) raw pixels, per representation. Written to results/metrics.json (DVC) and logged on the study's MLflow
+    run."""
     cells = cell_values(rows, scale=1.0)
     metrics: dict[str, float] = {}
     for (method, rep), values in cells.items():
         metrics |= _summary(prefix + _cell_key(method, rep), summarize(values))
     for rep in (*TAPS, FINETUNE):
-        simclr, guided, untrained = (cells[(m, rep)] for m in ("simclr", "gsimclr", "random_init"))
+        simclr, guided = cells[("simclr", rep)], cells[("gsimclr", rep)]
         metrics |= _summary(prefix + _cell_key("gsimclr_minus_simclr", rep), paired_difference(guided, simclr))
+        controls = {"random_init": cells[("random_init", rep)]}
+        if rep in TAPS:
+            controls["pixels"] = cells[("pixels", PIXELS)]
         for method, values in (("simclr", simclr), ("gsimclr", guided)):
-            margin = paired_difference(values, untrained)
-            metrics |= _summary(prefix + _cell_key(f"{method}_minus_random_init", rep), margin)
+            for control, baseline in controls.items():
+                margin = paired_difference(values, baseline)
+                metrics |= _summary(prefix + _cell_key(f"{method}_minus_{control}", rep), margin)
     return metrics

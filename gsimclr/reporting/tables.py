@@ -1,5 +1,5 @@
 """The report's tables: SimCLR against G-SimCLR per representation (the paper's Tables II and III), each method
-against the untrained network, and every seed's value."""
+against the untrained network and raw pixels, and every seed's value."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Optional
 from gsimclr.evaluation.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import ResultRow
 from gsimclr.reporting.rows import FINETUNE, LABELS, cell_values, cells_by_seed
-from gsimclr.settings.names import METHODS
+from gsimclr.settings.names import METHODS, PIXELS
 
 
 def paper_figure(value: Optional[float]) -> str:
@@ -37,17 +37,20 @@ def method_table(rows: list[ResultRow], representations: list[str], reference: O
     return lines
 
 
-def control_table(rows: list[ResultRow], representations: list[str]) -> list[str]:
-    """Each method's paired margin over the untrained network under the same probe (or training), and
-    whether it beats it."""
+def control_table(rows: list[ResultRow], representations: list[str], control: str = "random_init") -> list[str]:
+    """Each method's paired margin over a control under the same probe (or training), and whether it beats it.
+
+    `control`: `random_init`, the untrained network at the same representation, or `pixels`, the one raw-pixel
+    probe set against every representation (a representation a probe reads no better than the pixels
+    themselves has learned nothing the probe can use)."""
     cells = cell_values(rows)
     lines = [
-        f"| representation | {LABELS['random_init']} | "
+        f"| representation | {LABELS[control]} | "
         "SimCLR − control (paired) | verdict | G-SimCLR − control (paired) | verdict |",
         "| --- | ---: | ---: | --- | ---: | --- |",
     ]
     for rep in representations:
-        base = cells[("random_init", rep)]
+        base = cells[(control, PIXELS if control == "pixels" else rep)]
         line = f"| {rep} | {summarize(base)} |"
         for method in METHODS:
             margin = paired_difference(cells[(method, rep)], base)
