@@ -64,8 +64,30 @@ def project(root: Path) -> Path:
     return root
 
 
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Every run on one thread, so that the uninterrupted run and the killed one share two cores side by side (the
+same thread count for both: resuming, not the thread count, is what the comparison is about)."""
+
+
+def start(root: Path, *args: str) -> subprocess.Popen:
+    with open(root / "stderr.log", "a") as stderr:
+        return subprocess.Popen(
+            [GSIMCLR, "--device", "cpu", *args], cwd=root, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=stderr
+        )
+
+
+def finish(process: subprocess.Popen, root: Path) -> None:
+    assert process.wait(timeout=600) == 0, (root / "stderr.log").read_text()[-3000:]
+
+
 def gsimclr(root: Path, *args: str) -> None:
-    subprocess.run([GSIMCLR, "--device", "cpu", *args], cwd=root, check=True, capture_output=True, timeout=600)
+    finish(start(root, *args), root)
+
+
+def side_by_side(roots: list[Path], *args: str) -> None:
+    """The same command in each project at once, one core each."""
+    for root, process in [(root, start(root, *args)) for root in roots]:
+        finish(process, root)
 
 
 def epochs_logged(log: Path) -> int:
@@ -76,9 +98,7 @@ def kill_mid_epoch(root: Path, args: list[str], checkpoint: str) -> int:
     """Start the stage, SIGKILL it while it trains the epoch after its first checkpoint; return the
     epochs it had saved."""
     log = root / "checkpoints" / "seed0" / f"{checkpoint}.log.jsonl"
-    process = subprocess.Popen(
-        [GSIMCLR, "--device", "cpu", *args], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = start(root, *args)
     deadline = time.time() + 300
     while epochs_logged(log) < 2 and process.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -97,23 +117,22 @@ def same_weights(a: Path, b: Path) -> bool:
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, stage):
     args, checkpoint, model, metrics = STAGES[stage]
     straight, killed = project(tmp_path / "straight"), project(tmp_path / "killed")
-    for root in (straight, killed):
-        for upstream in UPSTREAM.get(stage, []):
-            gsimclr(root, *upstream)
-    gsimclr(straight, *args)
+    for upstream in UPSTREAM.get(stage, []):
+        side_by_side([straight, killed], *upstream)
+    uninterrupted = start(straight, *args)
 
     saved = kill_mid_epoch(killed, args, checkpoint)
     assert 1 <= saved < EPOCHS[stage]
     assert not (killed / metrics).exists()
     gsimclr(killed, *args)
+    finish(uninterrupted, straight)
 
     if model is not None:
         assert same_weights(straight / model, killed / model)
     assert json.loads((straight / metrics).read_text()) == json.loads((killed / metrics).read_text())
     assert not (killed / "checkpoints" / "seed0" / f"{checkpoint}.pt").exists()
     if stage == "pretrain":  # same seed, same pretrained weights -> identical evaluation
-        for root in (straight, killed):
-            gsimclr(root, "evaluate", "--method", "simclr")
+        side_by_side([straight, killed], "evaluate", "--method", "simclr")
         evaluation = "metrics/seed0/evaluate_simclr.json"
         assert json.loads((straight / evaluation).read_text()) == json.loads((killed / evaluation).read_text())
 
