@@ -165,7 +165,7 @@ def controls_section(rows: list[ResultRow], outputs: list[SeedOutputs]) -> list[
         "",
         "Raw pixels under the same probe, paired by seed (each seed's validation split chose the pixels' C too):",
         "",
-        *control_table(rows, list(TAPS), control="pixels"),
+        *control_table(rows, list(TAPS), control=PIXELS),
         "",
         f"Fine-tuning against training the same network from scratch on the same "
         f"{labelled_images(outputs, 'random_init', 'finetune')} labelled images:",

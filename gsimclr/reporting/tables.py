@@ -8,7 +8,7 @@ from typing import Optional
 from gsimclr.evaluation.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import ResultRow
 from gsimclr.reporting.rows import FINETUNE, LABELS, cell_values, cells_by_seed
-from gsimclr.settings.names import METHODS, PIXELS
+from gsimclr.settings.names import METHODS, PIXELS, Control
 
 
 def paper_figure(value: Optional[float]) -> str:
@@ -37,7 +37,7 @@ def method_table(rows: list[ResultRow], representations: list[str], reference: O
     return lines
 
 
-def control_table(rows: list[ResultRow], representations: list[str], control: str = "random_init") -> list[str]:
+def control_table(rows: list[ResultRow], representations: list[str], control: Control = "random_init") -> list[str]:
     """Each method's paired margin over a control under the same probe (or training), and whether it beats it.
 
     `control`: `random_init`, the untrained network at the same representation, or `pixels`, the one raw-pixel
@@ -50,7 +50,7 @@ def control_table(rows: list[ResultRow], representations: list[str], control: st
         "| --- | ---: | ---: | --- | ---: | --- |",
     ]
     for rep in representations:
-        base = cells[(control, PIXELS if control == "pixels" else rep)]
+        base = cells[(control, PIXELS if control == PIXELS else rep)]
         line = f"| {rep} | {summarize(base)} |"
         for method in METHODS:
             margin = paired_difference(cells[(method, rep)], base)
