@@ -98,7 +98,9 @@ def repro(
     """`dvc repro`, several independent stages at a time (seeds, arms, controls), each with cores / jobs threads.
 
     Every stage runs as `dvc repro --single-item STAGE` once the stages it depends on are done, so DVC decides what
-    changed and records dvc.lock as always; each stage's output goes to .gsimclr/logs/<stage>.log.
+    changed and records dvc.lock as always; each stage's output goes to .gsimclr/logs/<stage>.log. Whole seeds
+    finish first (a later seed only takes a core the earlier ones leave idle), so an interrupted study keeps
+    complete seeds.
 
     Example: gsimclr repro --jobs 2
     """
@@ -110,18 +112,18 @@ def repro(
     from gsimclr.pipeline.repro import Outcome, default_jobs, run_graph, stage_graph
 
     with reported_errors(resumable=True):
-        graph = stage_graph(Path.cwd(), targets)
+        pipeline = stage_graph(Path.cwd(), targets)
         lanes = jobs or default_jobs()
         threads = max(1, (os.cpu_count() or 1) // lanes)
-        typer.echo(f"{len(graph)} stages, {lanes} at a time, {threads} thread(s) each")
-        bar = tqdm(total=len(graph), unit="stage", disable=None)  # no bar where stdout is not a terminal
+        typer.echo(f"{len(pipeline.needs)} stages, {lanes} at a time, {threads} thread(s) each, whole seeds first")
+        bar = tqdm(total=len(pipeline.needs), unit="stage", disable=None)  # no bar where stdout is not a terminal
 
         def report(outcome: Outcome) -> None:
             what = "failed" if outcome.returncode else ("ran" if outcome.ran else "unchanged")
             bar.write(f"{outcome.stage:<28} {what:<9} {outcome.seconds:7.1f} s")
             bar.update()
 
-        outcomes = run_graph(graph, lanes, threads, Layout().stage_logs, report)
+        outcomes = run_graph(pipeline, lanes, threads, Layout().stage_logs, report)
         bar.close()
     failed = [outcome for outcome in outcomes if outcome.returncode]
     for outcome in failed:

@@ -8,18 +8,20 @@ paid in series. This walks DVC's own stage graph and runs each stage as
 `dvc --wait-for-lock repro --single-item STAGE` as soon as every stage it depends on has finished, at most
 `jobs` at once, each with `threads` threads: DVC decides as always whether the stage changed, writes
 `dvc.lock` under its repository lock (the flag queues the moments two stages write at once) and caches
-the outputs, so the result is what one `dvc repro` makes.
+the outputs, so the result is what one `dvc repro` makes. Whole seeds finish first, so a study stopped
+after hours still holds complete seeds that `compare` can report.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -32,9 +34,34 @@ Graph = dict[str, set[str]]
 """Stage name -> the names of the stages it depends on (directly)."""
 
 
-def stage_graph(root: Path, targets: Sequence[str] = ()) -> Graph:
-    """The pipeline's stages (`dvc.yaml`, foreach entries expanded) and what each depends on; with `targets`,
-    only those stages and everything upstream of them. An unknown target is a `UserError`."""
+SEED_OPTION = re.compile(r"--seed[= ](\d+)")
+"""How a seeded stage's command names its seed (`gsimclr --seed N STAGE`, as dvc.yaml writes every one)."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A DVC pipeline's stages: what each depends on, and the seed of each stage that runs for one seed
+    (`prepare` and `compare` have none)."""
+
+    needs: Graph
+    seeds: Mapping[str, int]
+
+    def run_order(self) -> list[str]:
+        """Every stage in the order ready stages start: the lowest seed first, so a later seed only fills a
+        core its predecessors leave idle and an interrupted study keeps its finished seeds; within a seed, the
+        stages with the longest chain of stages waiting on them first, so the seed's last minutes are not
+        one stage running alone. Stages without a seed sort before every seed (dependencies still gate them:
+        `compare` waits for all)."""
+        stages = nx.DiGraph(self.needs)  # an edge points from a stage to one it depends on
+        chain: dict[str, int] = {}
+        for name in nx.topological_sort(stages):  # every stage after the stages waiting on it
+            chain[name] = 1 + max((chain[after] for after in stages.predecessors(name)), default=0)
+        return sorted(self.needs, key=lambda name: (self.seeds.get(name, -1), -chain[name], name))
+
+
+def stage_graph(root: Path, targets: Sequence[str] = ()) -> Pipeline:
+    """The pipeline's stages (`dvc.yaml`, foreach entries expanded), what each depends on and its seed; with
+    `targets`, only those stages and everything upstream of them. An unknown target is a `UserError`."""
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
@@ -43,25 +70,17 @@ def stage_graph(root: Path, targets: Sequence[str] = ()) -> Graph:
             graph = repo.index.graph  # an edge points from a stage to a stage it depends on
             names = {stage: stage.addressing for stage in graph.nodes}
             full: Graph = {names[stage]: {names[dep] for dep in graph.successors(stage)} for stage in graph.nodes}
+            commands = {names[stage]: str(stage.cmd or "") for stage in graph.nodes}
     except DvcException as exc:
         raise UserError(f"cannot read the DVC pipeline at {root}: {exc}") from None
+    seeds = {name: int(found.group(1)) for name, cmd in commands.items() if (found := SEED_OPTION.search(cmd))}
     if not targets:
-        return full
+        return Pipeline(full, seeds)
     unknown = sorted(set(targets) - set(full))
     if unknown:
         raise UserError(f"no stage named {', '.join(unknown)} in dvc.yaml (`dvc stage list` names them)")
     wanted = set(targets) | set().union(*(nx.descendants(nx.DiGraph(full), target) for target in targets))
-    return {name: deps & wanted for name, deps in full.items() if name in wanted}
-
-
-def critical_order(graph: Graph) -> list[str]:
-    """Every stage, those with the longest chain of stages waiting on them first: started early, they keep
-    the last minutes from being one stage running alone."""
-    stages = nx.DiGraph(graph)  # an edge points from a stage to one it depends on
-    chain: dict[str, int] = {}
-    for name in nx.topological_sort(stages):  # every stage after the stages waiting on it
-        chain[name] = 1 + max((chain[after] for after in stages.predecessors(name)), default=0)
-    return sorted(graph, key=lambda name: (-chain[name], name))
+    return Pipeline({name: deps & wanted for name, deps in full.items() if name in wanted}, seeds)
 
 
 @dataclass(frozen=True)
@@ -92,7 +111,7 @@ def stage_command(stage: str) -> list[str]:
 
 
 def run_graph(
-    graph: Graph,
+    pipeline: Pipeline,
     jobs: int,
     threads: int,
     logs: Path,
@@ -100,13 +119,15 @@ def run_graph(
     root: Path = Path("."),
     command: Callable[[str], list[str]] = stage_command,
 ) -> list[Outcome]:
-    """Run every stage of `graph` once all its dependencies have succeeded, `jobs` at a time. After a failure
+    """Run every stage of `pipeline` once all its dependencies have succeeded, `jobs` at a time, in its
+    `run_order`. After a failure
     no new stage starts; those running finish (their outputs stay valid). Ctrl-C or SIGTERM stops the running
     stages, DVC and the stage it runs alike (each keeps its checkpoint). Returns every finished stage's outcome,
     in the order they ended."""
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    pending = critical_order(graph)
+    graph = pipeline.needs
+    pending = pipeline.run_order()
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     done: list[Outcome] = []
     succeeded: set[str] = set()
