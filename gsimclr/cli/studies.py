@@ -12,6 +12,7 @@ import typer
 
 from gsimclr.cli.app import app
 from gsimclr.cli.errors import reported_errors
+from gsimclr.system.errors import UserError
 
 Metric = Literal["accuracy", "balanced_accuracy"]
 """The accuracy `tabulate` reads from each results.csv."""
@@ -44,6 +45,9 @@ def tabulate(
     typer.echo(table, nl=False)
 
 
+JOBS_HELP = "Stages run at once (default: 2 on a machine with two cores or more, else 1)."
+
+
 @app.command()
 def study(
     ctx: typer.Context,
@@ -64,23 +68,50 @@ def study(
             help="Experiment name (default: the file's stem); give variants of one study names of their own.",
         ),
     ] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)] = None,
     queue: Annotated[
-        bool, typer.Option(help="Queue the experiment (start it with `dvc queue start`) instead of running it now.")
+        bool,
+        typer.Option(help="Queue the experiment for `dvc queue start` (one stage at a time) instead of running it."),
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the dvc command and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the commands and exit.")] = False,
 ) -> None:
-    """Run a study file through DVC as a named experiment (`dvc exp run -S ...`); params.yaml is not edited by hand.
+    """Run a study file as a named DVC experiment; params.yaml is not edited by hand.
+
+    `dvc exp run --name NAME -S ... prepare` applies the study's parameters and records the experiment; every
+    stage then runs as `gsimclr repro` runs them (several at a time, whole seeds first), and `dvc exp save`
+    records the finished experiment under the same name. After an interruption re-run the same command: the
+    parameters are already applied, so it resumes from the stages' checkpoints.
 
     Example: gsimclr study pipelines/imagenet5-cpu.yaml -S data.root=/data/imagenet-5-categories
     """
-    from gsimclr.pipeline.study import check_data_root, exp_run_command
+    from gsimclr.pipeline.repro import default_jobs, stage_graph
+    from gsimclr.pipeline.study import already_applied, check_data_root, exp_run_command, exp_save_command
 
+    current: Path = ctx.obj["params"]
     with reported_errors():
-        command = exp_run_command(file, ctx.obj["params"], set_param, queue, name)
+        queued = exp_run_command(file, current, set_param, queue=True, name=name)
         check_data_root(file, set_param, Path.cwd())
-    typer.echo(shlex.join(command))
-    if not dry_run:
-        raise typer.Exit(subprocess.run(command).returncode)
+        if queue and jobs is not None:
+            raise UserError("--queue runs the experiment later, one stage at a time: drop --jobs or --queue")
+        lanes = jobs or default_jobs()
+        first = [stage for stage, needs in stage_graph(Path.cwd()).needs.items() if not needs]
+        apply = (
+            None
+            if already_applied(file, current, set_param)
+            else exp_run_command(file, current, set_param, name=name, targets=first)
+        )
+    save = exp_save_command(file, name)
+    shown = [queued] if queue else [*([apply] if apply else []), ["gsimclr", "repro", "--jobs", str(lanes)], save]
+    for command in shown:
+        typer.echo(shlex.join(command))
+    if dry_run:
+        return
+    if queue:
+        raise typer.Exit(subprocess.run(queued).returncode)
+    if apply is not None and (returncode := subprocess.run(apply).returncode):
+        raise typer.Exit(returncode)
+    run_stages([], lanes)
+    raise typer.Exit(subprocess.run(save).returncode)
 
 
 @app.command()
@@ -88,12 +119,7 @@ def repro(
     targets: Annotated[
         list[str], typer.Argument(help="Stages to bring up to date, with everything upstream (default: all).")
     ] = [],  # noqa: B006 (typer reads the default; it is never mutated)
-    jobs: Annotated[
-        Optional[int],
-        typer.Option(
-            "--jobs", "-j", min=1, help="Stages run at once (default: 2 on a machine with two cores or more, else 1)."
-        ),
-    ] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help=JOBS_HELP)] = None,
 ) -> None:
     """`dvc repro`, several independent stages at a time (seeds, arms, controls), each with cores / jobs threads.
 
@@ -104,16 +130,23 @@ def repro(
 
     Example: gsimclr repro --jobs 2
     """
+    from gsimclr.pipeline.repro import default_jobs
+
+    run_stages(targets, jobs or default_jobs())
+
+
+def run_stages(targets: list[str], lanes: int) -> None:
+    """`targets` (default: every stage) and everything upstream, `lanes` stages at a time, a line per finished
+    stage; a failed stage is a one-line error naming its log, and exit 1."""
     import os
 
     from tqdm import tqdm
 
     from gsimclr.pipeline.layout import Layout
-    from gsimclr.pipeline.repro import Outcome, default_jobs, run_graph, stage_graph
+    from gsimclr.pipeline.repro import Outcome, run_graph, stage_graph
 
     with reported_errors(resumable=True):
         pipeline = stage_graph(Path.cwd(), targets)
-        lanes = jobs or default_jobs()
         threads = max(1, (os.cpu_count() or 1) // lanes)
         typer.echo(f"{len(pipeline.needs)} stages, {lanes} at a time, {threads} thread(s) each, whole seeds first")
         bar = tqdm(total=len(pipeline.needs), unit="stage", disable=None)  # no bar where stdout is not a terminal

@@ -9,6 +9,8 @@ A study is a complete parameter set. `dvc exp run -S` takes Hydra overrides, so 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -116,17 +118,46 @@ def check_data_root(study: Path, extra: Sequence[str], cwd: Path) -> None:
     raise UserError(f"{study}: data.root={data.root} does not hold {what}; pass its folder with -S data.root=/abs/path")
 
 
+def experiment_name(study: Path, name: Optional[str] = None) -> str:
+    """The experiment's name: `name`, else the study file's stem."""
+    return name or study.stem
+
+
 def exp_run_command(
-    study: Path, current: Path, extra: Sequence[str] = (), queue: bool = False, name: Optional[str] = None
+    study: Path,
+    current: Path,
+    extra: Sequence[str] = (),
+    queue: bool = False,
+    name: Optional[str] = None,
+    targets: Sequence[str] = (),
 ) -> list[str]:
-    """`dvc exp run` named `name` (default: after the study file), with every override as its own `-S`.
+    """`dvc exp run` named `name` (default: after the study file), with every override as its own `-S`, of
+    `targets` only (default: every stage).
 
     DVC refuses a name an experiment of the same baseline already has, and only after running it, so
     variants of one study (extra `-S`) need names of their own.
     """
-    command = ["dvc", "exp", "run", "--name", name or study.stem]
+    command = ["dvc", "exp", "run", "--name", experiment_name(study, name)]
     if queue:
         command.append("--queue")
     for override in overrides(study, current, extra):
         command += ["-S", override]
-    return command
+    return command + list(targets)
+
+
+def exp_save_command(study: Path, name: Optional[str] = None) -> list[str]:
+    """`dvc exp save` of the workspace under the experiment's name, replacing what an earlier, unfinished
+    run of the same study saved under it."""
+    return ["dvc", "exp", "save", "--name", experiment_name(study, name), "--force"]
+
+
+def already_applied(study: Path, current: Path, extra: Sequence[str] = ()) -> bool:
+    """Whether `current` (params.yaml) already says exactly what the study with `extra` says: a re-run of the
+    same study then resumes its stages instead of applying the parameters again."""
+    from dvc.utils.hydra import apply_overrides
+
+    with tempfile.TemporaryDirectory() as scratch:
+        applied = Path(scratch) / current.name
+        shutil.copy(current, applied)
+        apply_overrides(applied, overrides(study, current, extra))
+        return read_yaml(applied, "params file") == read_yaml(current, "params file")

@@ -193,6 +193,25 @@ def test_exp_run_with_set_param_and_metrics_show(project):
     assert "results/metrics.json" in pooled and "gsimclr_minus_simclr/P3/test_acc/ci95" in pooled
 
 
+def test_a_study_file_runs_as_a_named_experiment_whole_seeds_first_and_resumes(project, tmp_path):
+    """`gsimclr study`: the study's params applied by `dvc exp run ... prepare`, its stages two at a time, the
+    finished experiment saved under its name; the same command again finds the params applied and nothing to do."""
+    root, env = project
+    evaluate = {**TINY_PARAMS["evaluate"], "linear": {"c_grid": [0.01, 0.1]}}
+    study = write_params(tmp_path / "probe-c.yaml", dict(TINY_PARAMS, seeds=SEEDS, evaluate=evaluate))
+    output = sh(["gsimclr", "study", str(study), "--jobs", "2"], root, env)
+    assert output.startswith("dvc exp run --name probe-c -S ") and "whole seeds first" in output
+    assert ran(output) == per_seed("evaluate@simclr", "evaluate@gsimclr", "controls@random_init", "controls@pixels") | {
+        "prepare",
+        "compare",
+    }
+    experiments = json.loads(sh(["dvc", "exp", "show", "--json"], root, env))
+    saved = [exp for baseline in experiments for exp in baseline.get("experiments") or [] if exp["name"] == "probe-c"]
+    assert len(saved) == 1
+    again = sh(["gsimclr", "study", str(study), "--jobs", "2"], root, env)
+    assert not again.startswith("dvc exp run") and ran(again) == {"prepare"}  # which always runs, and changes nothing
+
+
 def test_artifacts_go_to_a_dvc_remote_and_come_back(project, tmp_path):
     """`dvc push` to a local-directory remote, lose the cache and the models, `dvc pull` restores them."""
     root, env = project

@@ -49,6 +49,34 @@ def test_extra_overrides_win_and_the_command_is_a_named_queued_experiment(tmp_pa
     assert named.exit_code == 0 and named.output.startswith("dvc exp run --name lt10 -S "), named.output
 
 
+def test_a_study_applies_its_params_runs_every_stage_and_saves_the_experiment_then_resumes(tmp_path, monkeypatch):
+    """Run now: the params applied with the first stage, the stages side by side, the experiment saved. Once
+    params.yaml already is the study (a re-run after an interruption), nothing is applied again."""
+    from dvc.utils.hydra import apply_overrides
+
+    from gsimclr.pipeline.repro import default_jobs
+    from gsimclr.pipeline.study import already_applied
+
+    monkeypatch.chdir(REPO)  # the first stage is read from the project's dvc.yaml
+    study = REPO / "pipelines" / "imagenet5-cpu.yaml"
+    root = write_image_folder(tmp_path / "imagenet-5-categories")
+    extra = [f"data.root={root}"]
+    fresh = runner.invoke(app, ["study", str(study), *[f"-S{item}" for item in extra], "-n", "lt10", "--dry-run"])
+    lines = fresh.output.splitlines()
+    assert fresh.exit_code == 0 and len(lines) == 3, fresh.output
+    assert lines[0].startswith("dvc exp run --name lt10 -S ") and lines[0].endswith(" prepare")
+    assert lines[1:] == [f"gsimclr repro --jobs {default_jobs()}", "dvc exp save --name lt10 --force"]
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    assert not already_applied(study, params, extra)
+    apply_overrides(params, overrides(study, params, extra))
+    assert already_applied(study, params, extra) and not already_applied(study, params, ["data.root=/elsewhere"])
+    resumed = runner.invoke(app, ["-p", str(params), "study", str(study), f"-S{extra[0]}", "-j", "1", "--dry-run"])
+    assert resumed.output.splitlines() == ["gsimclr repro --jobs 1", "dvc exp save --name imagenet5-cpu --force"]
+    both = runner.invoke(app, ["study", str(study), f"-S{extra[0]}", "--queue", "--jobs", "2", "--dry-run"])
+    assert both.exit_code == 2 and both.output.startswith("error: --queue runs the experiment later")
+
+
 def test_a_study_with_a_typo_is_refused_before_dvc_runs(tmp_path):
     bad = tmp_path / "typo.yaml"
     bad.write_text("seeds: [0]\npretrain: {epoch: 3}\n")
