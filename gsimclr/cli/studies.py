@@ -89,29 +89,28 @@ def study(
 
     current: Path = ctx.obj["params"]
     with reported_errors():
-        queued = exp_run_command(file, current, set_param, queue=True, name=name)
-        check_data_root(file, set_param, Path.cwd())
         if queue and jobs is not None:
             raise UserError("--queue runs the experiment later, one stage at a time: drop --jobs or --queue")
-        lanes = jobs or default_jobs()
-        first = [stage for stage, needs in stage_graph(Path.cwd()).needs.items() if not needs]
-        apply = (
-            None
-            if already_applied(file, current, set_param)
-            else exp_run_command(file, current, set_param, name=name, targets=first)
-        )
-    save = exp_save_command(file, name)
-    shown = [queued] if queue else [*([apply] if apply else []), ["gsimclr", "repro", "--jobs", str(lanes)], save]
-    for command in shown:
+        if queue:
+            commands = [exp_run_command(file, current, set_param, queue=True, name=name)]
+            check_data_root(file, set_param, Path.cwd())
+        else:
+            applied = already_applied(file, current, set_param)  # the study is validated here, first
+            check_data_root(file, set_param, Path.cwd())
+            first = [stage for stage, needs in stage_graph(Path.cwd()).needs.items() if not needs]
+            apply = [] if applied else [exp_run_command(file, current, set_param, name=name, targets=first)]
+            lanes = jobs or default_jobs()
+            commands = [*apply, ["gsimclr", "repro", "--jobs", str(lanes)], exp_save_command(file, name)]
+    for command in commands:
         typer.echo(shlex.join(command))
     if dry_run:
         return
     if queue:
-        raise typer.Exit(subprocess.run(queued).returncode)
-    if apply is not None and (returncode := subprocess.run(apply).returncode):
+        raise typer.Exit(subprocess.run(commands[0]).returncode)
+    if apply and (returncode := subprocess.run(apply[0]).returncode):
         raise typer.Exit(returncode)
     run_stages([], lanes)
-    raise typer.Exit(subprocess.run(save).returncode)
+    raise typer.Exit(subprocess.run(commands[-1]).returncode)
 
 
 @app.command()

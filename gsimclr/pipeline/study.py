@@ -156,8 +156,9 @@ def already_applied(study: Path, current: Path, extra: Sequence[str] = ()) -> bo
     same study then resumes its stages instead of applying the parameters again."""
     from dvc.utils.hydra import apply_overrides
 
+    changes = overrides(study, current, extra)  # validates the study and reads `current` first: one-line errors
     with tempfile.TemporaryDirectory() as scratch:
         applied = Path(scratch) / current.name
         shutil.copy(current, applied)
-        apply_overrides(applied, overrides(study, current, extra))
+        apply_overrides(applied, changes)
         return read_yaml(applied, "params file") == read_yaml(current, "params file")
