@@ -106,13 +106,25 @@ def test_whole_seeds_finish_first_and_a_later_seed_only_fills_an_idle_core(tmp_p
     assert order[:2] == ["prepare", "compare"]  # no seed: first, but `compare` still waits for every seed
     assert [pipeline.seeds[name] for name in order[2:]] == [0] * 5 + [1] * 5
     journal = tmp_path / "journal"
-    run_graph(pipeline, 2, 1, tmp_path / "logs", lambda outcome: None, command=fake_stage(journal))
+
+    def collected(outcome: Outcome) -> None:  # the scheduler's own view: a stage's "end" line precedes its exit
+        with journal.open("a") as handle:
+            handle.write(f"done {outcome.stage}\n")
+
+    def launched(name: str) -> list[str]:  # likewise: a stage's own "start" line can follow a later collection
+        with journal.open("a") as handle:
+            handle.write(f"launch {name}\n")
+        return fake_stage(journal)(name)
+
+    run_graph(pipeline, 2, 1, tmp_path / "logs", collected, command=launched)
     seed_0 = {name for name in pipeline.needs if pipeline.seeds.get(name) == 0}
     running: set[str] = set()
     ended: set[str] = set()
     filled = False  # a seed-1 stage ran beside seed 0's last stage, on the core seed 0 left idle
     for event, name in events(journal):
-        if event == "end":
+        if event in ("start", "end"):
+            continue
+        if event == "done":
             running.remove(name)
             ended.add(name)
             continue
