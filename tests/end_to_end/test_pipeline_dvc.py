@@ -20,7 +20,7 @@ def per_seed(*stages: str) -> set[str]:
 
 
 def sh(cmd: list[str], cwd: Path, env: dict) -> str:
-    # A hang guard, not a speed check: the whole module took ~14 min on an idle 2-core AVX2 EPYC with serial repros.
+    # A hang guard, not a speed check: the whole module took ~8 min in CI on an idle 2-core AVX2 EPYC.
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=2400)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
