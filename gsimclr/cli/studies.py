@@ -1,5 +1,6 @@
 """Commands over whole studies: run the pipeline (`repro`), run a parameter set as a DVC experiment
-(`study`), and put several studies' results side by side (`tabulate`)."""
+(`study`), pool one study's seeds reported in several places (`pool`), and put several studies' results side by
+side (`tabulate`)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,27 @@ def tabulate(
         if output is not None:
             write_text(output, table)
     typer.echo(table, nl=False)
+
+
+@app.command()
+def pool(
+    ctx: typer.Context,
+    parts: Annotated[
+        list[Path], typer.Argument(help="The results.csv of each part of the study (each written by `compare`).")
+    ],
+    output: Annotated[Path, typer.Option(help="Folder for the pooled results.md, results.csv, metrics.json.")],
+) -> None:
+    """Pool one study's seeds that ran in several folders or machines into one report (the study's params, from
+    --params, name the paper's figures and the probe).
+
+    Example: gsimclr -p pipelines/cifar10-cpu.yaml pool part-a/results.csv part-b/results.csv --output results/
+    """
+    from gsimclr.reporting.pool import pool as pool_parts
+    from gsimclr.settings.loading import load_params
+
+    with reported_errors():
+        text = pool_parts(load_params(ctx.obj["params"]), parts, output)
+    typer.echo(text)
 
 
 JOBS_HELP = "Stages run at once (default: 2 on a machine with two cores or more, else 1)."

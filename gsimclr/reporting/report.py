@@ -4,6 +4,8 @@ provenance, in words a reader can act on (a method that does not beat the untrai
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 from gsimclr.evaluation.stats import Summary, paired_difference, summarize
 from gsimclr.models.heads import TAPS
@@ -153,8 +155,27 @@ def labelled_images(outputs: list[SeedOutputs], method: str, name: str) -> str:
     return "/".join(map(str, counts))
 
 
-def controls_section(rows: list[ResultRow], outputs: list[SeedOutputs]) -> list[str]:
+@dataclass(frozen=True)
+class LabelledImages:
+    """How many labelled images (validation included) the supervised reference and the fine-tunes used, as the
+    report prints them; the from-scratch control uses the fine-tunes' images."""
+
+    supervised: str
+    finetune: str
+    from_scratch: str
+
+    @classmethod
+    def of(cls, outputs: list[SeedOutputs]) -> LabelledImages:
+        return cls(
+            labelled_images(outputs, "supervised", "supervised"),
+            labelled_images(outputs, "simclr", "finetune"),
+            labelled_images(outputs, "random_init", "finetune"),
+        )
+
+
+def controls_section(rows: list[ResultRow], labelled: Optional[LabelledImages]) -> list[str]:
     """Did pretraining learn anything? Each method against the untrained network and raw pixels."""
+    images = f"{labelled.from_scratch} labelled images" if labelled else "labelled images as the fine-tunes"
     return [
         "## Controls — did pretraining learn anything?",
         "",
@@ -167,12 +188,68 @@ def controls_section(rows: list[ResultRow], outputs: list[SeedOutputs]) -> list[
         "",
         *control_table(rows, list(TAPS), control=PIXELS),
         "",
-        f"Fine-tuning against training the same network from scratch on the same "
-        f"{labelled_images(outputs, 'random_init', 'finetune')} labelled images:",
+        f"Fine-tuning against training the same network from scratch on the same {images}:",
         "",
         *control_table(rows, [FINETUNE]),
         "",
     ]
+
+
+def introduction(params: Params) -> list[str]:
+    """What the numbers are (test accuracy of the validation-selected model, intervals over seeds) and what
+    the guided arm did."""
+    return [
+        "Test accuracy (%) of the model selected on the validation split (carved from the training data): "
+        "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
+        "noise when its interval contains zero. Linear probes: logistic regression (L-BFGS) on standardised "
+        "frozen features, C chosen on the validation split from "
+        + ", ".join(f"{c:g}" for c in params.evaluate.linear.c_grid)
+        + ".",
+        "",
+        arm_description(params),
+        "",
+    ]
+
+
+def accuracy_sections(params: Params, rows: list[ResultRow], labelled: Optional[LabelledImages]) -> list[str]:
+    """Tables II and III with the supervised reference, the controls and every seed's value: everything the
+    report says that results.csv alone holds (`labelled`: the label counts, where the runs' metrics are at hand)."""
+    reference = params.data.paper_reference
+    cells = cell_values(rows)
+    supervised = summarize(cells[("supervised", "–")])
+    paper_supervised = f" (paper: {paper_figure(rows[0].paper)})" if reference else ""
+    supervised_images = f" ({labelled.supervised} labelled images, validation included)" if labelled else ""
+    finetune_images = (
+        f"Labelled images each fine-tune used: {labelled.finetune} (its training images plus the validation "
+        "images that selected its epoch). The same network trained from scratch on exactly those images"
+        if labelled
+        else "The same network trained from scratch on exactly the fine-tunes' labelled images"
+    )
+    return [
+        "## Table II — linear evaluation on frozen representations",
+        "",
+        *method_table(rows, list(TAPS), reference),
+        "",
+        f"Fully supervised baseline: {supervised}{paper_supervised}{supervised_images}. "
+        f"Controls under the same probe: untrained network P3 {summarize(cells[('random_init', 'P3')])}, "
+        f"raw pixels {summarize(cells[('pixels', PIXELS)])}.",
+        "",
+        f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels "
+        "(class-stratified)",
+        "",
+        *method_table(rows, [FINETUNE], reference),
+        "",
+        f"{finetune_images}: {summarize(cells[('random_init', FINETUNE)])}.",
+        "",
+        *controls_section(rows, labelled),
+    ]
+
+
+def seeds_title(params: Params, seeds: list[int]) -> str:
+    return (
+        f"# SimCLR vs G-SimCLR on `{params.data.name}` "
+        f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})"
+    )
 
 
 def render(
@@ -185,50 +262,19 @@ def render(
 ) -> str:
     """results.md: Tables II and III in the paper's layout, the controls, per-seed values, figures,
     diagnostics and provenance. `landing`: how to open the MLflow view of the study."""
-    reference = params.data.paper_reference
     seeds = [o.seed for o in outputs]
-    cells = cell_values(rows)
-    supervised = summarize(cells[("supervised", "–")])
-    paper_supervised = f" (paper: {paper_figure(rows[0].paper)})" if reference else ""
     out = [
-        f"# SimCLR vs G-SimCLR on `{params.data.name}` "
-        f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})",
+        seeds_title(params, seeds),
         "",
-        "Test accuracy (%) of the model selected on the validation split (carved from the training data): "
-        "mean ± 95% confidence interval (Student t) over seeds. The difference is paired by seed; it is called "
-        "noise when its interval contains zero. Linear probes: logistic regression (L-BFGS) on standardised "
-        "frozen features, C chosen on the validation split from "
-        + ", ".join(f"{c:g}" for c in params.evaluate.linear.c_grid)
-        + ".",
-        "",
-        arm_description(params),
-        "",
+        *introduction(params),
         *collapse_warning(outputs, params.pretrain.batch_size),
-        "## Table II — linear evaluation on frozen representations",
-        "",
-        *method_table(rows, list(TAPS), reference),
-        "",
-        f"Fully supervised baseline: {supervised}{paper_supervised} "
-        f"({labelled_images(outputs, 'supervised', 'supervised')} labelled images, validation included). "
-        f"Controls under the same probe: untrained network P3 {summarize(cells[('random_init', 'P3')])}, "
-        f"raw pixels {summarize(cells[('pixels', PIXELS)])}.",
-        "",
-        f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels "
-        "(class-stratified)",
-        "",
-        *method_table(rows, [FINETUNE], reference),
-        "",
-        f"Labelled images each fine-tune used: {labelled_images(outputs, 'simclr', 'finetune')} (its training "
-        f"images plus the validation images that selected its epoch). The same network trained from scratch on "
-        f"exactly those images: {summarize(cells[('random_init', FINETUNE)])}.",
-        "",
-        *controls_section(rows, outputs),
+        *accuracy_sections(params, rows, LabelledImages.of(outputs)),
         *(balanced_section(balanced, params.data.imbalance_ratio, outputs) if balanced else []),
         "## Per seed",
         "",
         *per_seed_table(rows, seeds),
         "",
-        " ".join(f"![{name.removesuffix('.png').replace('_', ' ')}]({name})" for name in figure_names),
+        figure_links(figure_names),
         "",
         "## Diagnostics (true labels used only to measure)",
         "",
@@ -237,6 +283,11 @@ def render(
         *provenance_section(outputs, landing),
     ]
     return "\n".join(out)
+
+
+def figure_links(names: list[str]) -> str:
+    """Markdown images of the figures beside the report, named after their files."""
+    return " ".join(f"![{name.removesuffix('.png').replace('_', ' ')}]({name})" for name in names)
 
 
 def provenance_section(outputs: list[SeedOutputs], landing: str) -> list[str]:

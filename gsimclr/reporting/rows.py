@@ -30,6 +30,16 @@ FINETUNE = "fine-tune"
 `random_init` it is training from scratch on the same labelled images."""
 
 
+TABLE_CELLS: list[tuple[str, str, str, str, str]] = [
+    ("II", "supervised", "–", "supervised", "supervised"),
+    *[("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in (*METHODS, "random_init") for tap in TAPS],
+    ("II", "pixels", PIXELS, f"linear_{PIXELS}", ""),
+    *[("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in (*METHODS, "random_init")],
+]
+"""Every cell of Tables II and III with its controls, one row per seed in results.csv: (table, method,
+representation, key of the evaluation's metrics, key of the paper's figure)."""
+
+
 @dataclass(frozen=True)
 class SeedOutputs:
     """Everything one seed's stages wrote that the comparison reads."""
@@ -47,12 +57,6 @@ def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: 
     `balanced`: mean per-class accuracy instead (long-tailed training splits); the paper has no such figure.
     """
     paper = {} if balanced else PAPER_RESULTS.get(reference or "", {})
-    cells = [
-        ("II", "supervised", "–", "supervised", "supervised"),
-        *[("II", m, tap, f"linear_{tap}", f"{m}/linear_{tap}") for m in (*METHODS, "random_init") for tap in TAPS],
-        ("II", "pixels", PIXELS, f"linear_{PIXELS}", ""),
-        *[("III", m, FINETUNE, "finetune", f"{m}/finetune") for m in (*METHODS, "random_init")],
-    ]
     return [
         ResultRow(
             table=table,
@@ -64,7 +68,7 @@ def result_rows(outputs: list[SeedOutputs], reference: Optional[str], balanced: 
             paper=paper[paper_key] / 100 if paper_key in paper else None,  # the paper prints percent
         )
         for out in outputs
-        for table, method, representation, key, paper_key in cells
+        for table, method, representation, key, paper_key in TABLE_CELLS
         for scores in [out.evaluation[method].rows[key]]
     ]
 

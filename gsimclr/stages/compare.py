@@ -8,15 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from gsimclr.models.heads import TAPS
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
 from gsimclr.pipeline.layout import Layout
 from gsimclr.pipeline.tracking import StageRun, link_runs, stage_run
 from gsimclr.pipeline.tracking_names import comparison_link, ui_hint
+from gsimclr.reporting.figures import accuracy_by_seed
 from gsimclr.reporting.report import render
-from gsimclr.reporting.rows import FINETUNE, LABELS, SeedOutputs, cell_values, pooled_metrics, result_rows
-from gsimclr.settings.names import EVAL_METHODS, METHODS, PIXELS, EvalMethod, Stage
+from gsimclr.reporting.rows import LABELS, SeedOutputs, pooled_metrics, result_rows
+from gsimclr.settings.names import EVAL_METHODS, METHODS, EvalMethod, Stage
 from gsimclr.stages.context import StageContext
 from gsimclr.system.storage import read_json, write_json, write_text
 
@@ -60,14 +60,7 @@ def _curve(path: Path, column: str) -> tuple[list[int], list[float]]:
 def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tracker: StageRun) -> list[str]:
     """accuracy_by_seed.png, pretrain_loss.png and, when pretraining ran the kNN monitor, knn_monitor.png;
     returns the names of those written."""
-    cells = cell_values(rows)
-    tracker.publish_figure(
-        plots.accuracy_by_seed(
-            {LABELS[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in (*METHODS, "random_init")},
-            baselines=[("supervised", cells[("supervised", "–")]), ("raw pixels, linear", cells[("pixels", PIXELS)])],
-        ),
-        root.result_figure("accuracy_by_seed"),
-    )
+    tracker.publish_figure(accuracy_by_seed(rows), root.result_figure("accuracy_by_seed"))
     curves = {
         LABELS[m]: [_curve(root.for_seed(o.seed).pretrain_loss(m, "csv"), f"{m}_loss") for o in outputs]
         for m in METHODS

@@ -1,0 +1,110 @@
+"""One study's seeds, run in several places, pooled into one report.
+
+A study on small machines may outlast one machine: its seeds then run in different folders, sessions or
+machines, and each part is reported by its own `compare` (diagnostics, figures, MLflow provenance). Every
+test accuracy of a part is in its results.csv, one row per cell and seed; pooling reads those rows, refuses
+a seed reported twice or a cell missing for some seed, and writes the tables `compare` writes over the union
+of seeds (the statistics are the same functions, so pooled and single-folder reports agree to the digit). What
+only the runs hold (label counts, pseudo-label diagnostics, provenance) stays in the parts' reports, which
+the pooled one links.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from gsimclr.outputs import plots
+from gsimclr.outputs.metrics import ResultRow, read_results, write_results
+from gsimclr.reporting.figures import accuracy_by_seed
+from gsimclr.reporting.report import accuracy_sections, figure_links, introduction, seeds_title
+from gsimclr.reporting.rows import LABELS, TABLE_CELLS, pooled_metrics
+from gsimclr.reporting.tables import per_seed_table
+from gsimclr.settings.config import Params
+from gsimclr.system.errors import UserError
+from gsimclr.system.storage import write_json, write_text
+
+FIGURE = "accuracy_by_seed.png"
+
+
+def read_parts(paths: Sequence[Path]) -> tuple[list[ResultRow], dict[Path, list[int]]]:
+    """The plain-accuracy rows of every part and each part's seeds: each seed from exactly one part, every table
+    cell for every seed."""
+    if len(paths) < 2:
+        raise UserError("name two results.csv files or more: pooling one part changes nothing")
+    rows: list[ResultRow] = []
+    owner: dict[int, Path] = {}
+    for path in paths:
+        part = [row for row in read_results(path) if row.metric == "accuracy"]
+        if not part:
+            raise UserError(f"{path} has no accuracy rows")
+        for seed in sorted({row.seed for row in part}):
+            if seed in owner:
+                raise UserError(f"seed {seed} is in both {owner[seed]} and {path}: pool each seed from one part")
+            owner[seed] = path
+        rows += part
+    check_complete(rows, owner)
+    return rows, {path: [seed for seed, owned_by in sorted(owner.items()) if owned_by == path] for path in paths}
+
+
+def check_complete(rows: list[ResultRow], owner: dict[int, Path]) -> None:
+    """Every cell of the tables for every seed, and one paper figure per cell: parts of one study, not a mix."""
+    present = {(row.method, row.representation, row.seed) for row in rows}
+    for _, method, representation, _, _ in TABLE_CELLS:
+        for seed, path in owner.items():
+            if (method, representation, seed) not in present:
+                raise UserError(f"{path}: no {LABELS[method]} {representation} row for seed {seed}")
+    papers: dict[tuple[str, str], set] = {}
+    for row in rows:
+        papers.setdefault((row.method, row.representation), set()).add(row.paper)
+    mixed = sorted(f"{LABELS[m]} {rep}" for (m, rep), figures in papers.items() if len(figures) > 1)
+    if mixed:
+        raise UserError(f"the parts cite different paper figures ({', '.join(mixed)}): parts of different studies?")
+
+
+def pooled_report(params: Params, rows: list[ResultRow], parts: dict[Path, list[int]], output: Path) -> str:
+    """results.md of the pooled seeds: the tables and controls `compare` writes, every seed's value, and links to
+    the parts' own reports for what results.csv does not hold."""
+    seeds = sorted({row.seed for row in rows})
+    sources = []
+    for path, part_seeds in parts.items():
+        link = os.path.relpath(path.parent / "results.md", output)
+        sources.append(f"- [{link}]({link}): seed{'s' * (len(part_seeds) > 1)} {', '.join(map(str, part_seeds))}")
+    return "\n".join(
+        [
+            seeds_title(params, seeds),
+            "",
+            *introduction(params),
+            f"Pooled by `gsimclr pool` from {len(parts)} parts of the study, each reported by its own `compare` "
+            "(the label counts, pseudo-label diagnostics, pretraining curves and MLflow provenance of each seed "
+            "are in its part's report):",
+            "",
+            *sources,
+            "",
+            *accuracy_sections(params, rows, None),
+            "## Per seed",
+            "",
+            *per_seed_table(rows, seeds),
+            "",
+            figure_links([FIGURE]),
+            "",
+        ]
+    )
+
+
+def pool(params: Params, parts: Sequence[Path], output: Path) -> str:
+    """Write results.md, results.csv, metrics.json and the per-seed figure of the pooled seeds into `output`;
+    returns the Markdown."""
+    rows, seeds_by_part = read_parts(parts)
+    output.mkdir(parents=True, exist_ok=True)
+    figure = accuracy_by_seed(rows)
+    try:
+        plots.save_png(figure, output / FIGURE)
+    finally:
+        plots.close(figure)
+    text = pooled_report(params, rows, seeds_by_part, output)
+    write_results(output / "results.csv", rows)
+    write_json(output / "metrics.json", pooled_metrics(rows))
+    write_text(output / "results.md", text)
+    return text
