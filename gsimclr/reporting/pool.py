@@ -11,13 +11,16 @@ the pooled one links.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional
 
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ResultRow, read_results, write_results
 from gsimclr.reporting.figures import accuracy_by_seed
+from gsimclr.reporting.paper import PAPER_RESULTS
 from gsimclr.reporting.report import accuracy_sections, figure_links, introduction, seeds_title
 from gsimclr.reporting.rows import LABELS, TABLE_CELLS, pooled_metrics
 from gsimclr.reporting.tables import per_seed_table
@@ -93,10 +96,28 @@ def pooled_report(params: Params, rows: list[ResultRow], parts: dict[Path, list[
     )
 
 
+def check_reference(rows: list[ResultRow], reference: Optional[str]) -> None:
+    """The parts cite the paper figures of the params' `data.paper_reference`: the report's probe grid, arm and
+    paper columns come from those params, so they must be the study's own."""
+    paper = PAPER_RESULTS.get(reference or "", {})
+    expected = {(m, rep): paper[key] / 100 if key in paper else None for _, m, rep, _, key in TABLE_CELLS}
+    for row in rows:
+        cited, own = row.paper, expected[(row.method, row.representation)]
+        if (cited is None) != (own is None) or (cited is not None and own is not None and not math.isclose(cited, own)):
+            raise UserError(
+                f"the parts cite other paper figures than data.paper_reference={reference!r} of these params "
+                "(pass the study's own params with -p)"
+            )
+
+
 def pool(params: Params, parts: Sequence[Path], output: Path) -> str:
     """Write results.md, results.csv, metrics.json and the per-seed figure of the pooled seeds into `output`;
     returns the Markdown."""
+    for path in parts:
+        if path.parent.resolve() == output.resolve():
+            raise UserError(f"--output {output} holds the part {path}: write the pooled report to another folder")
     rows, seeds_by_part = read_parts(parts)
+    check_reference(rows, params.data.paper_reference)
     output.mkdir(parents=True, exist_ok=True)
     figure = accuracy_by_seed(rows)
     try:

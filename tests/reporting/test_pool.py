@@ -107,3 +107,22 @@ def test_a_missing_part_is_a_one_line_error(tmp_path):
     result = pool(first, tmp_path / "nowhere" / "results.csv", "--output", tmp_path / "pooled")
     assert result.exit_code == 2
     assert "results table not found" in result.output, result.output
+
+
+def test_params_of_another_study_are_refused(tmp_path):
+    """The digits rows cite no paper figures; the CIFAR-10 study's params would label them with the paper's."""
+    parts = split(DIGITS / "results.csv", {"a": {0}, "b": {1, 2}}, tmp_path)
+    result = runner.invoke(
+        app, ["-p", str(ROOT / "pipelines" / "cifar10-cpu.yaml"), "pool", *map(str, parts), "--output", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "data.paper_reference='cifar10'" in result.output, result.output
+
+
+def test_the_output_folder_may_not_be_a_part(tmp_path):
+    first, second = split(DIGITS / "results.csv", {"a": {0}, "b": {1, 2}}, tmp_path)
+    before = second.read_bytes()
+    result = pool(first, second, "--output", second.parent)
+    assert result.exit_code == 2
+    assert "holds the part" in result.output, result.output
+    assert second.read_bytes() == before
