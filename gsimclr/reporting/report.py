@@ -212,8 +212,8 @@ def introduction(params: Params) -> list[str]:
 
 
 def accuracy_sections(params: Params, rows: list[ResultRow], labelled: Optional[LabelledImages]) -> list[str]:
-    """Tables II and III with the supervised reference, the controls and every seed's value: everything the
-    report says that results.csv alone holds (`labelled`: the label counts, where the runs' metrics are at hand)."""
+    """Tables II and III with the supervised reference and the controls: what the report says from results.csv
+    alone (`labelled`: the label counts, where the runs' metrics are at hand; `pool` has only the tables)."""
     reference = params.data.paper_reference
     cells = cell_values(rows)
     supervised = summarize(cells[("supervised", "–")])
@@ -246,6 +246,7 @@ def accuracy_sections(params: Params, rows: list[ResultRow], labelled: Optional[
 
 
 def seeds_title(params: Params, seeds: list[int]) -> str:
+    """The report's heading: the dataset and the seeds it pools."""
     return (
         f"# SimCLR vs G-SimCLR on `{params.data.name}` "
         f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})"
