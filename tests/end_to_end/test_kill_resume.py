@@ -20,10 +20,10 @@ GSIMCLR = str(Path(sys.executable).parent / "gsimclr")
 PARAMS = dict(
     TINY_PARAMS,
     autoencoder={**TINY_PARAMS["autoencoder"], "epochs": 6, "patience": 6, "batch_size": 16},
-    pretrain={**TINY_PARAMS["pretrain"], "epochs": 5},
+    pretrain={**TINY_PARAMS["pretrain"], "epochs": 3},  # killed in the third, the last
     evaluate={
         **TINY_PARAMS["evaluate"],
-        "finetune": {"epochs": 5, "patience": 5, "batch_size": 16},
+        "finetune": {"epochs": 3, "patience": 3, "batch_size": 16},
         "finetune_fraction": 1.0,
     },
 )
