@@ -66,8 +66,9 @@ class ContrastiveStep:
     false_negatives: FalseNegatives = "keep"
     tau_plus: float = 0.0
     """Class prior of the debiased loss (`false_negatives: debiased` only)."""
-    pseudo_labels: Optional[Callable[[], np.ndarray]] = None
-    """Every image's current pseudo label, read by the `cancel` and `attract` losses."""
+    pseudo_labels: Optional[Callable[[], Optional[np.ndarray]]] = None
+    """Every image's current pseudo label, read by the `cancel` and `attract` losses (None during guidance's
+    warm-up: the step is then SimCLR's)."""
     precision: Precision = "fp32"
     """`bf16`: the forward pass under bfloat16 autocast; the loss is computed in fp32 either way."""
     shards: Shards = field(default_factory=OneProcess)
@@ -78,12 +79,14 @@ class ContrastiveStep:
         device_type = x.device.type
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             z1, z2 = self.model(torch.cat([self.augment(x), self.augment(x)])).float().chunk(2)
+        labels = self.batch_pseudo_labels(batch)
+        uses_labels = self.false_negatives in ("cancel", "attract")
         loss = nt_xent(
             self.shards.gather(z1, sizes),
             self.shards.gather(z2, sizes),
             self.temperature,
-            self.batch_pseudo_labels(batch),
-            self.false_negatives,
+            labels,
+            "keep" if uses_labels and labels is None else self.false_negatives,  # no labels yet: plain NT-Xent
             self.tau_plus,
         )
         return {"loss": loss}
@@ -92,4 +95,5 @@ class ContrastiveStep:
         """The whole batch's pseudo labels where the loss reads them (`cancel`, `attract`), else None."""
         if self.false_negatives not in ("cancel", "attract") or self.pseudo_labels is None:
             return None
-        return torch.as_tensor(self.pseudo_labels()[batch])
+        current = self.pseudo_labels()
+        return None if current is None else torch.as_tensor(current[batch])

@@ -1,17 +1,20 @@
-"""The G-SimCLR arm's pseudo labels: the `cluster` stage's table, optionally refreshed from the model.
+"""The G-SimCLR arm's pseudo labels for each epoch: the `cluster` stage's table, the network's own
+embeddings re-clustered during training, or -- as an upper bound only -- the true labels.
 
-With `guidance.refresh_every = N`, the labels of epochs 1..N are the autoencoder's; before epochs N+1,
-2N+1, ... the model's own backbone embeddings of every training image (eval mode, no augmentation,
-L2-normalised) are re-clustered with k-means and the guided batches follow the new labels
-(DeepCluster/PCL-style). The current labels are checkpointed, so a resumed run guides exactly as an
-uninterrupted one would.
+Schedule (`guidance.warmup_epochs` = W, `guidance.refresh_every` = R):
+- epochs 1..W are plain SimCLR: no labels (random batches, every other image a negative);
+- autoencoder labels guide from epoch W+1; with R > 0 the network's backbone or head embeddings of every
+  training image (eval mode, no augmentation, L2-normalised) are re-clustered with k-means before epochs
+  W+1+R, W+1+2R, ... (DeepCluster, Caron et al. 2018; PCL, Li et al. 2021);
+- network labels have no autoencoder table: the first k-means runs before epoch W+1, then every R epochs.
+The refreshed labels are checkpointed, so a resumed run guides exactly as an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -41,43 +44,59 @@ def read_pseudo_labels(path: Path, n_images: int) -> np.ndarray:
 
 
 class PseudoLabels:
-    """Labels for each epoch; `current` is what the sampler and the loss of the running epoch use."""
+    """Labels for each epoch; `current` is what the sampler and the loss of the running epoch use (None: the
+    epoch trains as plain SimCLR)."""
 
     def __init__(
         self,
-        initial: np.ndarray,
+        initial: Optional[np.ndarray],
         refresh_every: int,
         k: int,
         n_init: int,
         seed: int,
         embed: Callable[[], np.ndarray],
         share: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+        warmup_epochs: int = 0,
     ) -> None:
-        """`embed` returns one row per training image from the model as it is now; `share` makes every
-        data-parallel rank use rank 0's labels (k-means on per-rank BatchNorm statistics could differ)."""
-        self.current = initial
+        """`initial` is the labels guidance starts from (None: cluster the network first); `embed` returns one
+        row per training image from the model as it is now; `share` makes every data-parallel rank use rank 0's
+        labels (k-means on per-rank BatchNorm statistics could differ)."""
+        if initial is None and not refresh_every:
+            raise ValueError("labels from the network need refresh_every >= 1")
+        self._initial: Optional[np.ndarray] = initial
+        self._refreshed: Optional[np.ndarray] = None
         self.refreshed_at = 0
-        """Epoch whose labels came from the model (0: still the autoencoder's)."""
+        """Epoch whose labels came from the model (0: none yet)."""
+        self.current: Optional[np.ndarray] = initial if warmup_epochs == 0 else None
         self._refresh_every, self._k, self._n_init, self._seed = refresh_every, k, n_init, seed
+        self._warmup = warmup_epochs
         self._embed, self._share = embed, share
 
     def due(self, epoch: int) -> bool:
         """Whether `epoch` starts a new refresh period (never with `refresh_every` 0)."""
-        return self._refresh_every > 0 and epoch > 1 and (epoch - 1) % self._refresh_every == 0
+        if not self._refresh_every or epoch <= self._warmup:
+            return False
+        since_start = epoch - self._warmup - 1
+        first_is_refresh = self._initial is None
+        return since_start % self._refresh_every == 0 and (since_start > 0 or first_is_refresh)
 
-    def refresh_if_due(self, epoch: int) -> np.ndarray:
-        """The labels of `epoch`: re-clustered from the model's embeddings (k-means) first when `epoch`
-        starts a new refresh period."""
+    def refresh_if_due(self, epoch: int) -> Optional[np.ndarray]:
+        """The labels of `epoch` (None during warm-up): re-clustered from the model's embeddings (k-means)
+        first when `epoch` starts a new refresh period."""
         if self.due(epoch) and self.refreshed_at != epoch:
             features = self._embed()
             labels, _ = kmeans_pseudo_labels(features, self._k, self._n_init, self._seed + epoch)
-            self.current, self.refreshed_at = self._share(labels), epoch
+            self._refreshed, self.refreshed_at = self._share(labels), epoch
+        self.current = None if epoch <= self._warmup else (self._refreshed if self.refreshed_at else self._initial)
         return self.current
 
     def state_dict(self) -> dict[str, Any]:
-        """The current labels and when they were refreshed (for resume checkpoints)."""
-        return {"labels": torch.tensor(self.current), "refreshed_at": self.refreshed_at}
+        """The refreshed labels and when they were refreshed (for resume checkpoints)."""
+        labels = self._refreshed if self.refreshed_at else self._initial
+        return {"labels": torch.tensor(labels if labels is not None else []), "refreshed_at": self.refreshed_at}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the labels of a resume checkpoint."""
-        self.current, self.refreshed_at = state["labels"].numpy(), int(state["refreshed_at"])
+        self.refreshed_at = int(state["refreshed_at"])
+        if self.refreshed_at:
+            self._refreshed = self.current = state["labels"].numpy()

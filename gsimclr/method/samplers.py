@@ -86,9 +86,10 @@ class EpochBatches:
     n_items: int
     batch_size: int
     seed: int
-    pseudo_labels: Optional[Callable[[int], np.ndarray]] = None
-    """Epoch -> the labels to stratify by (G-SimCLR); asked every epoch, so a due refresh happens even when
-    `guided` is off and the diagnostics and checkpoint follow the refreshed labels."""
+    pseudo_labels: Optional[Callable[[int], Optional[np.ndarray]]] = None
+    """Epoch -> the labels to stratify by (G-SimCLR; None: random batches, e.g. during warm-up); asked every
+    epoch, so a due refresh happens even when `guided` is off and the diagnostics and checkpoint follow the
+    refreshed labels."""
     guided: bool = True
 
     def __call__(self, epoch: int) -> list[np.ndarray]:
@@ -100,21 +101,56 @@ class EpochBatches:
 
 @dataclass(frozen=True)
 class BatchDiagnostics:
-    """An epoch's batches -> same-class pairs per batch (the false negatives NT-Xent pushes apart) and, for
-    G-SimCLR, distinct pseudo labels per batch and the pseudo labels' NMI. True labels measure, never train."""
+    """An epoch's batches -> how many false negatives (same-class pairs) the loss still pushes apart, and how good
+    the pseudo labels that guided it are. True labels measure here, never train.
+
+    Always: `same_class_pairs_per_batch` (what guided batches reduce) and, with pseudo labels,
+    `distinct_pseudo_labels_per_batch` and `pseudo_label_nmi`. With `detailed` (labels that act in the loss or
+    change during training):
+    - `same_class_negatives_per_batch`: the same-class pairs the loss still treats as negatives (`cancel` /
+      `attract` act on the pairs that share a pseudo label too);
+    - `false_negatives_removed`: 1 - that count over its expectation in random batches of the same sizes (SimCLR);
+    - `pseudo_label_purity`, and `pseudo_pair_precision`: the share of same-pseudo-label pairs in a batch that
+      are same-class pairs (the pairs `cancel` / `attract` act on).
+    """
 
     true_labels: np.ndarray
-    pseudo_labels: Optional[Callable[[], np.ndarray]] = None
-    """The labels the current epoch was guided by (G-SimCLR only)."""
+    pseudo_labels: Optional[Callable[[], Optional[np.ndarray]]] = None
+    """The labels the current epoch was guided by (G-SimCLR only; None during guidance's warm-up)."""
+    loss_uses_labels: bool = False
+    """Whether the loss cancels or attracts same-pseudo-label pairs (`false_negatives: cancel | attract`)."""
+    detailed: bool = False
 
     def __call__(self, batches: Sequence[np.ndarray]) -> dict[str, float]:
         _, same_class = batch_stats(batches, self.true_labels)
         out = {"same_class_pairs_per_batch": same_class}
-        if self.pseudo_labels is not None:
-            current = self.pseudo_labels()
-            out["distinct_pseudo_labels_per_batch"], _ = batch_stats(batches, current)
-            out["pseudo_label_nmi"] = cluster_quality(current, self.true_labels)["nmi"]
+        current = self.pseudo_labels() if self.pseudo_labels is not None else None
+        if current is None:
+            return out | (self.negatives(batches, same_class) if self.detailed else {})
+        out["distinct_pseudo_labels_per_batch"], same_pseudo = batch_stats(batches, current)
+        quality = cluster_quality(current, self.true_labels)
+        out["pseudo_label_nmi"] = quality["nmi"]
+        if not self.detailed:
+            return out
+        _, both = batch_stats(batches, self.true_labels * (int(current.max()) + 1) + current)
+        out |= self.negatives(batches, same_class - both if self.loss_uses_labels else same_class)
+        out["pseudo_label_purity"] = quality["purity"]
+        if same_pseudo > 0:
+            out["pseudo_pair_precision"] = both / same_pseudo
         return out
+
+    def negatives(self, batches: Sequence[np.ndarray], negatives: float) -> dict[str, float]:
+        """Same-class pairs the loss treats as negatives, and the share of random batches' expected ones removed."""
+        expected = expected_same_label_pairs(self.true_labels, [len(b) for b in batches])
+        removed = {"false_negatives_removed": 1.0 - negatives / expected} if expected > 0 else {}
+        return {"same_class_negatives_per_batch": negatives, **removed}
+
+
+def expected_same_label_pairs(labels: np.ndarray, batch_sizes: Sequence[int]) -> float:
+    """Mean same-label pairs per batch when batches of these sizes are drawn at random without replacement."""
+    n, counts = len(labels), np.bincount(labels)
+    share = float((counts * (counts - 1)).sum()) / (n * (n - 1))  # chance that two distinct images share a label
+    return float(np.mean([b * (b - 1) / 2 for b in batch_sizes])) * share
 
 
 def same_label_pairs(batch_labels: np.ndarray) -> int:

@@ -123,8 +123,12 @@ class PretrainMetrics:
     same_class_pairs_per_batch: float
     epochs: int
     processes: int
+    same_class_negatives_per_batch: Optional[float] = None
+    false_negatives_removed: Optional[float] = None
     distinct_pseudo_labels_per_batch: Optional[float] = None
     pseudo_label_nmi: Optional[float] = None
+    pseudo_label_purity: Optional[float] = None
+    pseudo_pair_precision: Optional[float] = None
     knn_val_acc: Optional[float] = None
 
     def to_json(self) -> dict[str, float]:
@@ -177,6 +181,9 @@ class ResultRow:
     seed: int
     test_acc: float
     paper: Optional[float] = None
+    guided_by: str = ""
+    """The G-SimCLR arm's label source (`guidance.labels`; empty for other rows and older tables): `oracle` marks
+    the upper bound that read the true labels, which no table may call a winning method."""
 
 
 RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
@@ -197,7 +204,7 @@ def read_results(path: Path) -> list[ResultRow]:
     if not path.exists():
         raise UserError(f"results table not found: {path} (run `gsimclr compare` or `dvc repro` first)")
     reader = csv.DictReader(io.StringIO(read_text(path, "results table"), newline=""))
-    needed = set(RESULT_COLUMNS) - {"paper", "table"}
+    needed = set(RESULT_COLUMNS) - {"paper", "table", "guided_by"}
     if not needed <= set(reader.fieldnames or []):
         raise UserError(f"{path}: not a gsimclr results.csv (needs columns {', '.join(sorted(needed))})")
     rows = []
@@ -216,6 +223,7 @@ def read_results(path: Path) -> list[ResultRow]:
                 seed=int(row["seed"]),
                 test_acc=float(row["test_acc"]),
                 paper=float(row["paper"]) if row.get("paper") else None,
+                guided_by=row.get("guided_by") or "",
             )
         except ValueError as exc:
             raise UserError(f"{path}, line {line}: not a gsimclr results row ({exc})") from None

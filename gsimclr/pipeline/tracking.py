@@ -37,6 +37,7 @@ from gsimclr.pipeline.tracking_names import (
 from gsimclr.pipeline.tracking_store import connect
 from gsimclr.settings.config import Params
 from gsimclr.settings.declared import flat
+from gsimclr.settings.names import ORACLE_LABEL, ORACLE_PREFIX
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import atomic_open
 
@@ -45,14 +46,16 @@ class StageRun:
     """The sink every stage output goes through: each call writes the DVC file (where there is one) and
     logs it to the active MLflow run. `NullRun` is the same sink with tracking off."""
 
-    def __init__(self, run_id: Optional[str], experiment_id: Optional[str] = None) -> None:
-        self.run_id, self.experiment_id = run_id, experiment_id
+    def __init__(self, run_id: Optional[str], experiment_id: Optional[str] = None, metric_prefix: str = "") -> None:
+        """`metric_prefix` starts every metric name (the oracle bound's `oracle_bound/`)."""
+        self.run_id, self.experiment_id, self.metric_prefix = run_id, experiment_id, metric_prefix
 
     def log_metrics(self, metrics: dict[str, float], step: Optional[int] = None) -> None:
         """Log to the run; a store that fails mid-stage costs a warning, not the training (the epoch's
         checkpoint, its JSON log line and the DVC metrics still hold every value)."""
         try:
-            mlflow.log_metrics({metric_key(key): float(value) for key, value in metrics.items()}, step=step)
+            named = {self.metric_prefix + metric_key(key): float(value) for key, value in metrics.items()}
+            mlflow.log_metrics(named, step=step)
         except Exception as exc:  # noqa: BLE001 (MLflow raises many types for an unreachable or locked store)
             print(f"warning: could not log {len(metrics)} metric(s) to MLflow ({type(exc).__name__}); continuing")
 
@@ -201,6 +204,10 @@ def stage_run(
     if method:
         tags["method"] = method
     run_name = "-".join([stage, *([method] if method else []), *([f"seed{seed}"] if seed is not None else [])])
+    oracle = method == "gsimclr" and params.guidance.labels == "oracle"
+    if oracle:  # the upper bound is never mistaken for a method, in the run list or in a metric chart
+        tags |= {"guidance.labels": "oracle", "upper_bound": ORACLE_LABEL, "mlflow.note.content": ORACLE_LABEL}
+        run_name = f"{ORACLE_PREFIX}-{run_name}"
     if resume_run_id is not None:
         try:
             MlflowClient().get_run(resume_run_id)
@@ -211,7 +218,7 @@ def stage_run(
         if resume_run_id is None:
             mlflow.log_params({**flat(config), **({"seed": seed} if seed is not None else {})})
             mlflow.log_dict(config, "config.json")
-        yield StageRun(run.info.run_id, experiment_id)
+        yield StageRun(run.info.run_id, experiment_id, metric_prefix=f"{ORACLE_PREFIX}/" if oracle else "")
 
 
 def link_runs(parent_run_id: Optional[str], child_run_ids: list[str]) -> None:

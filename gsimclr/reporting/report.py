@@ -4,12 +4,15 @@ provenance, in words a reader can act on (a method that does not beat the untrai
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
-from gsimclr.evaluation.stats import Summary, paired_difference, summarize
+from gsimclr.evaluation.stats import paired_difference, summarize
 from gsimclr.models.heads import TAPS
 from gsimclr.outputs.metrics import ResultRow
+from gsimclr.reporting.arm import arm_description, arm_labels
+from gsimclr.reporting.diagnostics import diagnostics
 from gsimclr.reporting.rows import FINETUNE, LABELS, SeedOutputs, cell_values
 from gsimclr.reporting.tables import control_table, method_table, paper_figure, per_seed_table
 from gsimclr.settings.config import Params
@@ -39,44 +42,6 @@ def collapse_warning(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
         "embeddings: those representations carry (almost) no information, and the averages below include them. "
         "A lower `pretrain.lr` usually avoids it.",
         "",
-    ]
-
-
-def diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
-    """Pseudo-label quality and false negatives per batch, averaged over seeds (true labels only measure)."""
-
-    def mean(values) -> Summary:
-        return summarize(list(values))
-
-    cluster = {
-        key: mean(getattr(o.cluster, key) for o in outputs) for key in ("nmi", "ari", "purity", "size_min", "size_max")
-    }
-    random_pairs = mean(o.pretrain["simclr"].same_class_pairs_per_batch for o in outputs)
-    guided_pairs = mean(o.pretrain["gsimclr"].same_class_pairs_per_batch for o in outputs)
-    floor = outputs[0].cluster.min_same_class_pairs
-    removable = random_pairs.mean - floor
-    removed = f"{(random_pairs.mean - guided_pairs.mean) / removable:.0%}" if removable > 0 else "n/a"
-    distinct = mean(o.pretrain["gsimclr"].distinct_pseudo_labels_per_batch or 0.0 for o in outputs)
-    random_distinct = mean(o.cluster.random_distinct_pseudo_labels for o in outputs)
-    losses = {m: mean(o.pretrain[m].loss for o in outputs) for m in METHODS}
-    refreshed = []
-    if params.guidance.refresh_every and all(o.pretrain["gsimclr"].pseudo_label_nmi is not None for o in outputs):
-        nmi = mean(o.pretrain["gsimclr"].pseudo_label_nmi or 0.0 for o in outputs)
-        refreshed = [
-            f"- Pseudo labels re-clustered from the model: NMI {nmi} at the last pretraining epoch "
-            f"(the initial ones above: {cluster['nmi'].mean:.3f})."
-        ]
-    return [
-        f"- Pseudo labels (k={params.cluster.k}): NMI {cluster['nmi'].mean:.3f}, ARI {cluster['ari'].mean:.3f}, "
-        f"purity {cluster['purity'].mean:.3f}; cluster sizes {cluster['size_min'].mean:.0f}–"
-        f"{cluster['size_max'].mean:.0f} (means over seeds).",
-        f"- Same-class pairs per batch (pretrain.batch_size={params.pretrain.batch_size}, last pretraining epoch): "
-        f"SimCLR {random_pairs}, G-SimCLR {guided_pairs}; the fewest any partition allows is {floor:.1f}, "
-        f"so guidance removed {removed} of the false negatives perfect labels could remove.",
-        *refreshed,
-        f"- Distinct pseudo labels per G-SimCLR batch: {distinct} "
-        f"(random batches of the same size: {random_distinct}).",
-        f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
     ]
 
 
@@ -123,32 +88,6 @@ def per_class_section(outputs: list[SeedOutputs]) -> list[str]:
     return [*lines, ""]
 
 
-LOSS_WORDS = {
-    "keep": "NT-Xent (same-cluster images stay negatives, as the paper)",
-    "cancel": "NT-Xent without same-cluster negatives (cancelled)",
-    "attract": "NT-Xent with same-cluster images as extra positives (attracted)",
-}
-
-
-def arm_description(params: Params) -> str:
-    """What the guided arm of this study did, so a results.md of an option study says which option it is."""
-    g, c = params.guidance, params.cluster
-    loss = (
-        f"debiased NT-Xent (tau_plus={g.tau_plus:g})"
-        if g.false_negatives == "debiased"
-        else LOSS_WORDS[g.false_negatives]
-    )
-    labels = f"k-means (k={c.k}) on {'raw pixels' if c.features == 'pixels' else 'autoencoder features'}"
-    if g.refresh_every:
-        labels += f", re-clustered from the model's own embeddings every {g.refresh_every} epochs"
-    split = (
-        f" Training split long-tailed (imbalance ratio {params.data.imbalance_ratio:g})."
-        if params.data.imbalance_ratio > 1
-        else ""
-    )
-    return f"G-SimCLR arm: {g.batches} batches, {loss}; pseudo labels from {labels}.{split}"
-
-
 def labelled_images(outputs: list[SeedOutputs], method: str, name: str) -> str:
     """How many labels a row used (training + validation images), the same for every seed of a study."""
     counts = sorted({o.evaluation[method].rows[name].labelled_images or 0 for o in outputs})
@@ -173,7 +112,9 @@ class LabelledImages:
         )
 
 
-def controls_section(rows: list[ResultRow], labelled: Optional[LabelledImages]) -> list[str]:
+def controls_section(
+    rows: list[ResultRow], labelled: Optional[LabelledImages], labels: Mapping[str, str] = LABELS
+) -> list[str]:
     """Did pretraining learn anything? Each method against the untrained network and raw pixels."""
     images = f"{labelled.from_scratch} labelled images" if labelled else "labelled images as the fine-tunes"
     return [
@@ -182,15 +123,15 @@ def controls_section(rows: list[ResultRow], labelled: Optional[LabelledImages]) 
         "The same linear probe on the same network untrained (initialised from the same seed): a method that does not "
         "beat it has learned nothing worth comparing.",
         "",
-        *control_table(rows, list(TAPS)),
+        *control_table(rows, list(TAPS), labels=labels),
         "",
         "Raw pixels under the same probe, paired by seed (each seed's validation split chose the pixels' C too):",
         "",
-        *control_table(rows, list(TAPS), control=PIXELS),
+        *control_table(rows, list(TAPS), control=PIXELS, labels=labels),
         "",
         f"Fine-tuning against training the same network from scratch on the same {images}:",
         "",
-        *control_table(rows, [FINETUNE]),
+        *control_table(rows, [FINETUNE], labels=labels),
         "",
     ]
 
@@ -228,7 +169,7 @@ def accuracy_sections(params: Params, rows: list[ResultRow], labelled: Optional[
     return [
         "## Table II — linear evaluation on frozen representations",
         "",
-        *method_table(rows, list(TAPS), reference),
+        *method_table(rows, list(TAPS), reference, arm_labels(params)),
         "",
         f"Fully supervised baseline: {supervised}{paper_supervised}{supervised_images}. "
         f"Controls under the same probe: untrained network P3 {summarize(cells[('random_init', 'P3')])}, "
@@ -237,11 +178,11 @@ def accuracy_sections(params: Params, rows: list[ResultRow], labelled: Optional[
         f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels "
         "(class-stratified)",
         "",
-        *method_table(rows, [FINETUNE], reference),
+        *method_table(rows, [FINETUNE], reference, arm_labels(params)),
         "",
         f"{finetune_images}: {summarize(cells[('random_init', FINETUNE)])}.",
         "",
-        *controls_section(rows, labelled),
+        *controls_section(rows, labelled, arm_labels(params)),
     ]
 
 

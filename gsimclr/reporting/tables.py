@@ -3,12 +3,14 @@ against the untrained network and raw pixels, and every seed's value."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Optional
 
 from gsimclr.evaluation.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import ResultRow
+from gsimclr.reporting.arm import bound_verdict
 from gsimclr.reporting.rows import FINETUNE, LABELS, cell_values, cells_by_seed
-from gsimclr.settings.names import METHODS, PIXELS, Control
+from gsimclr.settings.names import METHODS, ORACLE_LABEL, PIXELS, Control
 
 
 def paper_figure(value: Optional[float]) -> str:
@@ -16,11 +18,16 @@ def paper_figure(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def method_table(rows: list[ResultRow], representations: list[str], reference: Optional[str]) -> list[str]:
-    """SimCLR and G-SimCLR per representation, their paired difference with a verdict, and the paper's pair."""
+def method_table(
+    rows: list[ResultRow], representations: list[str], reference: Optional[str], labels: Mapping[str, str] = LABELS
+) -> list[str]:
+    """SimCLR and G-SimCLR per representation, their paired difference with a verdict, and the paper's pair.
+
+    `labels` names the guided arm; the oracle bound (`gsimclr.reporting.arm.arm_labels`) is never called better."""
     cells = cell_values(rows)
     paper = {(r.method, r.representation): r.paper for r in rows}
-    head = "| representation | SimCLR | G-SimCLR | G-SimCLR − SimCLR (paired) | verdict |"
+    guided = labels["gsimclr"]
+    head = f"| representation | SimCLR | {guided} | {guided} − SimCLR (paired) | verdict |"
     rule = "| --- | ---: | ---: | ---: | --- |"
     if reference:
         head += " paper SimCLR | paper G-SimCLR |"
@@ -29,7 +36,7 @@ def method_table(rows: list[ResultRow], representations: list[str], reference: O
     for rep in representations:
         simclr, gsimclr = cells[("simclr", rep)], cells[("gsimclr", rep)]
         diff = paired_difference(gsimclr, simclr)
-        said = verdict(diff, "G-SimCLR", "SimCLR")
+        said = bound_verdict(diff) if guided == ORACLE_LABEL else verdict(diff, guided, "SimCLR")
         line = f"| {rep} | {summarize(simclr)} | {summarize(gsimclr)} | {diff.format(signed=True)} | {said} |"
         if reference:
             line += f" {paper_figure(paper[('simclr', rep)])} | {paper_figure(paper[('gsimclr', rep)])} |"
@@ -37,7 +44,12 @@ def method_table(rows: list[ResultRow], representations: list[str], reference: O
     return lines
 
 
-def control_table(rows: list[ResultRow], representations: list[str], control: Control = "random_init") -> list[str]:
+def control_table(
+    rows: list[ResultRow],
+    representations: list[str],
+    control: Control = "random_init",
+    labels: Mapping[str, str] = LABELS,
+) -> list[str]:
     """Each method's paired margin over a control under the same probe (or training), and whether it beats it.
 
     `control`: `random_init`, the untrained network at the same representation, or `pixels`, the one raw-pixel
@@ -45,8 +57,8 @@ def control_table(rows: list[ResultRow], representations: list[str], control: Co
     themselves has learned nothing the probe can use)."""
     cells = cell_values(rows)
     lines = [
-        f"| representation | {LABELS[control]} | "
-        "SimCLR − control (paired) | verdict | G-SimCLR − control (paired) | verdict |",
+        f"| representation | {labels[control]} | "
+        f"SimCLR − control (paired) | verdict | {labels['gsimclr']} − control (paired) | verdict |",
         "| --- | ---: | ---: | --- | ---: | --- |",
     ]
     for rep in representations:
@@ -54,7 +66,7 @@ def control_table(rows: list[ResultRow], representations: list[str], control: Co
         line = f"| {rep} | {summarize(base)} |"
         for method in METHODS:
             margin = paired_difference(cells[(method, rep)], base)
-            line += f" {margin.format(signed=True)} | {beats(margin, LABELS[method])} |"
+            line += f" {margin.format(signed=True)} | {beats(margin, labels[method])} |"
         lines.append(line)
     return lines
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from gsimclr.evaluation.stats import paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import read_results
+from gsimclr.reporting.arm import bound_verdict
 from gsimclr.reporting.rows import cells_by_seed
+from gsimclr.settings.names import ORACLE_LABEL
 from gsimclr.system.errors import UserError
 
 REPRESENTATIONS = ("P1", "P2", "P3", "fine-tune")
@@ -26,19 +28,26 @@ def parse_study(spec: str) -> tuple[str, Path]:
     return label, Path(path)
 
 
-def study_cells(path: Path, metric: str) -> dict[tuple[str, str], dict[int, float]]:
-    """(method, representation) -> {seed: test accuracy} for one metric of one results.csv."""
-    cells = cells_by_seed(row for row in read_results(path) if row.metric == metric)
+Cells = dict[tuple[str, str], dict[int, float]]
+"""(method, representation) -> {seed: test accuracy}."""
+
+
+def study_cells(path: Path, metric: str) -> tuple[Cells, bool]:
+    """The cells of one metric of one results.csv, and whether its guided arm is the oracle bound."""
+    rows = [row for row in read_results(path) if row.metric == metric]
+    cells = cells_by_seed(rows)
     if not cells:
         raise UserError(
             f"{path} has no {metric} rows"
             + (" (balanced accuracy is reported for long-tailed runs only)" if metric == "balanced_accuracy" else "")
         )
-    return cells
+    return cells, any(row.guided_by == "oracle" for row in rows)
 
 
-def study_rows(label: str, cells: dict[tuple[str, str], dict[int, float]], representations: Sequence[str]) -> list[str]:
-    """One table row per representation: SimCLR, the guided arm, their paired difference and the verdict."""
+def study_rows(label: str, cells: Cells, representations: Sequence[str], oracle: bool = False) -> list[str]:
+    """One table row per representation: SimCLR, the guided arm, their paired difference and the verdict (for the
+    oracle bound, how much room perfect labels leave, never a win)."""
+    name = f"{label} — {ORACLE_LABEL}" if oracle else label
     lines = []
     for rep in representations:
         simclr, guided = cells.get(("simclr", rep)), cells.get(("gsimclr", rep))
@@ -49,9 +58,9 @@ def study_rows(label: str, cells: dict[tuple[str, str], dict[int, float]], repre
             raise UserError(f"study {label!r}: the two methods ran different seeds ({seeds} vs {sorted(guided)})")
         a, b = [guided[s] for s in seeds], [simclr[s] for s in seeds]
         diff = paired_difference(a, b)
+        said = bound_verdict(diff) if oracle else verdict(diff, "guided arm", "SimCLR")
         lines.append(
-            f"| {label} | {rep} | {len(seeds)} | {summarize(b)} | {summarize(a)} | {diff.format(signed=True)} "
-            f"| {verdict(diff, 'guided arm', 'SimCLR')} |"
+            f"| {name} | {rep} | {len(seeds)} | {summarize(b)} | {summarize(a)} | {diff.format(signed=True)} | {said} |"
         )
     return lines
 
@@ -66,5 +75,6 @@ def tabulate(studies: Sequence[str], metric: str = "accuracy", representations: 
     ]
     for spec in studies:
         label, path = parse_study(spec)
-        lines += study_rows(label, study_cells(path, metric), representations)
+        cells, oracle = study_cells(path, metric)
+        lines += study_rows(label, cells, representations, oracle)
     return "\n".join(lines) + "\n"

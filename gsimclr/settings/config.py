@@ -208,27 +208,48 @@ class PretrainConfig(Section):
 class GuidanceConfig(Section):
     """How the G-SimCLR arm uses its pseudo labels (the SimCLR arm never sees them)."""
 
+    labels: Literal["autoencoder", "network", "oracle"] = "autoencoder"
+    """Where the pseudo labels come from. autoencoder: the `cluster` stage's k-means of the denoising
+    autoencoder's features (the paper). network: no autoencoder; k-means of the contrastive network's own
+    embeddings after `warmup_epochs` of plain SimCLR, re-clustered every `refresh_every` epochs (PCL/SwAV-style
+    refreshed prototypes). oracle: the true training labels -- an upper bound for measurement, not a method:
+    it breaks the rule that pretraining never reads labels, and every report says so."""
     batches: Literal["guided", "random"] = "guided"
     """guided: the paper's batches stratified by pseudo label; random: plain SimCLR batches (to test a
     loss option alone)."""
     false_negatives: FalseNegatives = "keep"
     """Same-pseudo-label images in a batch: keep as negatives (the paper), cancel them from the NT-Xent
-    denominator, or attract them as extra positives; debiased ignores pseudo labels and corrects the
-    denominator for the expected share `tau_plus` of same-class negatives (Chuang et al. 2020)."""
+    denominator, or attract them as extra positives (Huynh et al. 2022, false-negative elimination and
+    attraction); debiased ignores pseudo labels and corrects the denominator for the expected share
+    `tau_plus` of same-class negatives (Chuang et al. 2020)."""
     tau_plus: float = Field(default=0.1, ge=0.0, lt=1.0)
     """debiased only: the class prior, the chance that a random negative shares the anchor's class
     (1/C for C balanced classes)."""
+    warmup_epochs: NonNegativeInt = 0
+    """Epochs of plain SimCLR (random batches, every other image a negative) before the pseudo labels are
+    used: an untrained network's clusters say little, so guidance starts once its embeddings mean something."""
     refresh_every: NonNegativeInt = 0
-    """Every N epochs, re-cluster the model's own backbone embeddings with k-means (cluster.k) and guide
-    with those labels from then on (DeepCluster/PCL-style); 0 keeps the autoencoder's labels throughout."""
+    """Every N epochs, re-cluster the model's own embeddings with k-means and guide with those labels from
+    then on (DeepCluster/PCL-style); 0 keeps the autoencoder's labels throughout."""
+    refresh_k: Optional[PositiveInt] = None
+    """k of the re-clustering (default cluster.k); more clusters than classes (over-clustering) trade how
+    many same-class pairs are found for how many of those found are right."""
+    refresh_features: Literal["backbone", "head"] = "backbone"
+    """Which embeddings are re-clustered: the backbone's (what the probes read) or the projection head's
+    (what the loss compares)."""
 
     @model_validator(mode="after")
-    def _refresh_is_used(self) -> GuidanceConfig:
-        if self.refresh_every and self.batches == "random" and self.false_negatives in ("keep", "debiased"):
-            raise ValueError(
-                "guidance.refresh_every needs pseudo labels to be used: batches: guided or "
-                "false_negatives: cancel | attract"
-            )
+    def _labels_are_used(self) -> GuidanceConfig:
+        if self.batches == "random" and self.false_negatives in ("keep", "debiased"):
+            if self.refresh_every or self.labels != "autoencoder":
+                what = "guidance.refresh_every" if self.refresh_every else f"guidance.labels={self.labels}"
+                raise ValueError(
+                    f"{what} needs pseudo labels to be used: batches: guided or false_negatives: cancel | attract"
+                )
+        if self.labels == "network" and not self.refresh_every:
+            raise ValueError("guidance.labels=network re-clusters the network's embeddings: set refresh_every >= 1")
+        if self.labels == "oracle" and self.refresh_every:
+            raise ValueError("guidance.labels=oracle uses the true labels throughout: refresh_every must be 0")
         return self
 
 
@@ -288,6 +309,20 @@ class Params(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     checkpoint_every: PositiveInt = 1
     """Epochs between resume checkpoints of every training stage (operational: no stage re-runs when it changes)."""
+
+    @model_validator(mode="after")
+    def _guidance_fits_the_run(self) -> Params:
+        g, epochs = self.guidance, self.pretrain.epochs
+        if g.warmup_epochs >= epochs:
+            raise ValueError(f"guidance.warmup_epochs={g.warmup_epochs} leaves none of pretrain.epochs={epochs} guided")
+        guided = epochs - g.warmup_epochs
+        # network labels are first clustered when guidance starts; the autoencoder's first refresh is a period later
+        if g.refresh_every and (g.refresh_every > guided or (g.labels == "autoencoder" and g.refresh_every == guided)):
+            raise ValueError(
+                f"guidance.refresh_every={g.refresh_every} is longer than the run: {guided} guided epochs "
+                f"(pretrain.epochs={epochs} - guidance.warmup_epochs={g.warmup_epochs})"
+            )
+        return self
 
     @field_validator("seeds")
     @classmethod

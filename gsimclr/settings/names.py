@@ -20,6 +20,12 @@ Stream = Literal["auto", "on", "off"]
 """Whether a stage copies each split onto its device (`off`), streams batches from the prepared arrays
 (`on`), or decides by the split's size against the device's free memory (`auto`)."""
 
+ORACLE_LABEL = "oracle (uses true labels: an upper bound, not a method)"
+"""How every report, table row and MLflow run names a G-SimCLR arm guided by the true labels
+(`guidance.labels: oracle`): a measurement of what perfect labels could buy, never a method that wins."""
+ORACLE_PREFIX = "oracle_bound"
+"""The oracle arm's MLflow run names and metric names start with this."""
+
 PIXELS: Control = "pixels"
 """The raw-pixel control, and the name of its one representation (a linear probe on the pixels)."""
 

@@ -99,8 +99,9 @@ def compare(ctx: StageContext) -> str:
     stage runs it read. Returns the Markdown."""
     root = Layout(ctx.layout.root)
     outputs = [read_seed(root.for_seed(seed)) for seed in ctx.params.seeds]
-    rows = result_rows(outputs, ctx.params.data.paper_reference)
-    balanced = result_rows(outputs, None, balanced=True) if ctx.params.data.imbalance_ratio > 1 else []
+    source = ctx.params.guidance.labels
+    rows = result_rows(outputs, ctx.params.data.paper_reference, guided_by=source)
+    balanced = result_rows(outputs, None, True, source) if ctx.params.data.imbalance_ratio > 1 else []
     with stage_run(STAGE, ctx.params, ctx.config) as tracker:
         names = figures(root, outputs, rows, tracker)
         landing = ui_hint(side_by_side(outputs, tracker.experiment_id))

@@ -37,25 +37,49 @@ from gsimclr.training.optim import parameter_groups, warmup_cosine
 STAGE: Stage = "pretrain"
 
 
-def guidance_labels(ctx: StageContext, net: SimCLRNet, images: DeviceImages, world: World) -> PseudoLabels:
-    """The `cluster` stage's labels, refreshed from `net`'s own embeddings if `guidance.refresh_every` says so."""
-    params = ctx.params
+def guidance_labels(
+    ctx: StageContext, net: SimCLRNet, images: DeviceImages, train_y: torch.Tensor, world: World
+) -> PseudoLabels:
+    """The G-SimCLR arm's labels by `guidance.labels`: the `cluster` stage's table, k-means of `net`'s own
+    embeddings (also refreshing the table if `refresh_every` says so), or the true labels `train_y` -- read
+    here only under `labels: oracle`, the upper bound every report marks as such."""
+    params, guidance = ctx.params, ctx.params.guidance
+    k = guidance.refresh_k or params.cluster.k
+    if guidance.refresh_every and k > len(images):
+        raise UserError(f"guidance.refresh_k (or cluster.k) = {k} is larger than the {len(images)} training images")
+    project = net.backbone if guidance.refresh_features == "backbone" else net
 
     def embed() -> np.ndarray:
         net.eval()
-        rows = map_batches(lambda idx: F.normalize(net.backbone(to_float(images[idx])), dim=1).cpu(), len(images), 256)
+        rows = map_batches(
+            lambda idx: F.normalize(project(to_float(images[idx])), dim=1).float().cpu(), len(images), 256
+        )
         return rows.numpy().astype(np.float64)
 
-    initial = read_pseudo_labels(ctx.layout.pseudo_labels, len(images))
     return PseudoLabels(
-        initial,
-        params.guidance.refresh_every,
-        params.cluster.k,
+        initial_labels(ctx, train_y, len(images)),
+        guidance.refresh_every,
+        k,
         params.cluster.n_init,
         ctx.seed,
         embed,
         share=lambda labels: world.broadcast(labels, ctx.device),
+        warmup_epochs=guidance.warmup_epochs,
     )
+
+
+def initial_labels(ctx: StageContext, train_y: torch.Tensor, n_images: int) -> Optional[np.ndarray]:
+    """The labels guidance starts from: the autoencoder's table, none (the network is clustered first) or,
+    for the oracle bound only, the true training labels."""
+    source = ctx.params.guidance.labels
+    if source == "network":
+        return None
+    if source == "autoencoder":
+        return read_pseudo_labels(ctx.layout.pseudo_labels, n_images)
+    oracle = train_y.numpy().astype(np.int64)
+    if len(np.unique(oracle)) < 2 or oracle.min() < 0:
+        raise UserError("guidance.labels=oracle needs a training split labelled with at least two classes")
+    return oracle
 
 
 def knn_monitor(ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: DeviceImages) -> KnnMonitor:
@@ -86,6 +110,20 @@ def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabel
         return EpochBatches(n_images, batch_size, ctx.seed)
     guided = ctx.params.guidance.batches == "guided"
     return EpochBatches(n_images, batch_size, ctx.seed, labels.refresh_if_due, guided)
+
+
+def batch_diagnostics(
+    ctx: StageContext, method: Method, data: ImageSplits, labels: Optional[PseudoLabels]
+) -> BatchDiagnostics:
+    """Per-epoch false-negative counts and pseudo-label quality: the true labels measure them, never train. The
+    paper's arm (fixed autoencoder labels, batches only) and SimCLR keep the few metrics they always had."""
+    guidance = ctx.params.guidance
+    uses_labels = method == "gsimclr" and guidance.false_negatives in ("cancel", "attract")
+    beyond_paper = uses_labels or guidance.refresh_every > 0 or guidance.labels != "autoencoder"
+    current = (lambda: labels.current) if labels is not None else None
+    return BatchDiagnostics(
+        data.train_y.numpy(), current, loss_uses_labels=uses_labels, detailed=method == "gsimclr" and beyond_paper
+    )
 
 
 def sgd_warmup_cosine(cfg: PretrainConfig, model: nn.Module, n_batches: int) -> tuple[torch.optim.SGD, Any]:
@@ -124,7 +162,8 @@ def pretrain_loop(ctx: StageContext, method: Method, data: ImageSplits, world: W
     """Epochs, checkpoint and identity of one pretraining run (each rank's augmentation stream offset,
     so shards of one batch do not share augmentation draws)."""
     files = ctx.layout.pretrain_training(method)
-    inputs = [ctx.layout.pseudo_labels] if method == "gsimclr" else []
+    reads_table = method == "gsimclr" and ctx.params.guidance.labels == "autoencoder"
+    inputs = [ctx.layout.pseudo_labels] if reads_table else []
     return ctx.training_loop(
         f"pretrain_{method}",
         ctx.params.pretrain.epochs,
@@ -150,7 +189,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     if cfg.batch_size > len(images):
         raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
     net = build.simclr_net(params.model, data.channels).to(ctx.device)
-    labels = guidance_labels(ctx, net, images, world) if method == "gsimclr" else None
+    labels = guidance_labels(ctx, net, images, data.train_y, world) if method == "gsimclr" else None
     if labels is not None and cfg.batch_size != params.cluster.k and world.is_main:
         print(
             f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
@@ -174,7 +213,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
                 scheduler=scheduler,
                 batches=reading_ahead(images, batches, lambda b: world.shard(b)[0]),
                 step=step,
-                batch_metrics=BatchDiagnostics(data.train_y.numpy(), (lambda: labels.current) if labels else None),
+                batch_metrics=batch_diagnostics(ctx, method, data, labels),
                 validate=monitor,
                 on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),
                 run_id=tracker.run_id,

@@ -1,6 +1,7 @@
 """Options of `pretrain`: bf16 autocast must still train; every guidance option must reach the G-SimCLR arm only."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
+from gsimclr.stages.context import StageContext
 from gsimclr.training.device import resolve_precision
 
 
@@ -32,12 +34,22 @@ def test_bf16_autocast_trains(tmp_path, monkeypatch):
     assert len(losses) == 3 and losses[-1] < losses[0]
 
 
-def run_pretrain(tmp_path, method: str, guidance: dict, epochs: int = 1):
+FIFTH_OF_THE_DIGITS = {**TINY_PARAMS["data"], "val_fraction": 0.1, "test_fraction": 0.7}
+"""359 training images: for tests that compare whole runs, not how well they learn."""
+
+
+def run_pretrain(tmp_path, method: str, guidance: dict, epochs: int = 1, restart: bool = False, data=None):
     params = write_params(
         tmp_path / "params.yaml",
-        dict(TINY_PARAMS, pretrain={**TINY_PARAMS["pretrain"], "epochs": epochs}, guidance=guidance),
+        dict(
+            TINY_PARAMS,
+            data=data or TINY_PARAMS["data"],
+            pretrain={**TINY_PARAMS["pretrain"], "epochs": epochs},
+            guidance=guidance,
+        ),
     )
-    return CliRunner().invoke(app, ["--params", str(params), "--device", "cpu", "pretrain", "--method", method])
+    command = ["--params", str(params), "--device", "cpu", "pretrain", "--method", method]
+    return CliRunner().invoke(app, command + ["--restart"] * restart)
 
 
 def write_arbitrary_pseudo_labels(tmp_path) -> None:
@@ -121,3 +133,54 @@ def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monke
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     assert resolve_precision("auto", cpu) == "fp32"
     assert resolve_precision("auto", torch.device("meta")) == "fp32"
+
+
+def training_losses(tmp_path) -> list[float]:
+    log = tmp_path / "checkpoints" / "seed0" / "pretrain_gsimclr.log.jsonl"
+    return [json.loads(line)["loss"] for line in log.read_text().splitlines()]
+
+
+LABEL_SOURCES = {
+    "network": {"labels": "network", "false_negatives": "attract", "warmup_epochs": 1, "refresh_every": 1},
+    "oracle": {"labels": "oracle", "batches": "random", "false_negatives": "attract"},
+}
+
+
+def shuffle_training_labels(monkeypatch) -> None:
+    """Every stage from now on sees the training labels in another order (the images stay where they are)."""
+    load = StageContext.dataset
+
+    def with_shuffled_labels(ctx: StageContext):
+        data = load(ctx)
+        order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
+        return replace(data, train_y=data.train_y[order])
+
+    monkeypatch.setattr(StageContext, "dataset", with_shuffled_labels)
+
+
+@pytest.mark.parametrize("source", LABEL_SOURCES)
+def test_only_the_oracle_trains_on_the_true_labels(tmp_path, monkeypatch, source):
+    """The same run with the training labels shuffled: a label-free source trains exactly as before (the labels
+    only measure: kNN, diagnostics), the oracle bound does not."""
+    monkeypatch.chdir(tmp_path)
+    first = run_pretrain(tmp_path, "gsimclr", LABEL_SOURCES[source], epochs=2, data=FIFTH_OF_THE_DIGITS)
+    assert first.exit_code == 0, first.output
+    shuffle_training_labels(monkeypatch)
+    again = run_pretrain(tmp_path, "gsimclr", LABEL_SOURCES[source], epochs=2, restart=True, data=FIFTH_OF_THE_DIGITS)
+    assert again.exit_code == 0, again.output
+    losses = training_losses(tmp_path)  # the log keeps both runs
+    assert (losses[:2] == losses[2:]) == (source != "oracle"), losses
+
+
+def test_network_labels_train_as_simclr_until_the_warm_up_ends(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    guidance = {"labels": "network", "false_negatives": "cancel", "warmup_epochs": 2, "refresh_every": 1}
+    result = run_pretrain(tmp_path, "gsimclr", guidance, epochs=3, data=FIFTH_OF_THE_DIGITS)
+    assert result.exit_code == 0, result.output  # no autoencoder table needed
+    log = [json.loads(line) for line in (tmp_path / "checkpoints" / "seed0" / "pretrain_gsimclr.log.jsonl").open()]
+    assert run_pretrain(tmp_path, "simclr", {}, epochs=3, data=FIFTH_OF_THE_DIGITS).exit_code == 0
+    simclr = [json.loads(line) for line in (tmp_path / "checkpoints" / "seed0" / "pretrain_simclr.log.jsonl").open()]
+    assert [r["loss"] for r in log[:2]] == [r["loss"] for r in simclr[:2]]  # the warm-up is SimCLR, step for step
+    assert "pseudo_label_nmi" not in log[1] and log[2]["pseudo_label_nmi"] > 0.2
+    assert log[2]["same_class_negatives_per_batch"] < log[2]["same_class_pairs_per_batch"]
+    assert 0.0 < log[2]["false_negatives_removed"] <= 1.0 and 0.0 < log[2]["pseudo_pair_precision"] <= 1.0

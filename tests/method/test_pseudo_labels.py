@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import normalized_mutual_info_score
 from torch import nn
 
 from gsimclr.method.pseudo_labels import PseudoLabels
@@ -75,3 +76,38 @@ def test_refresh_uses_the_seeded_kmeans(every):
     first = PseudoLabels(INITIAL, every, 4, 1, 7, embed=lambda: features).refresh_if_due(1 + every)
     again = PseudoLabels(INITIAL, every, 4, 1, 7, embed=lambda: features).refresh_if_due(1 + every)
     assert np.array_equal(first, again) and len(np.unique(first)) == 4
+
+
+def blobs(groups: np.ndarray) -> np.ndarray:
+    """Tight, far-apart clusters of embeddings, one per value of `groups`."""
+    centres = np.eye(8)[groups] * 10.0
+    return centres + np.random.default_rng(0).normal(scale=0.01, size=centres.shape)
+
+
+def test_network_labels_wait_for_the_warm_up_then_follow_the_network():
+    first, later = np.arange(64) % 4, np.arange(64) // 16  # what the "network" separates, before and after
+    network = {"groups": first}
+    labels = PseudoLabels(
+        None, refresh_every=2, k=4, n_init=1, seed=0, embed=lambda: blobs(network["groups"]), warmup_epochs=2
+    )
+    assert labels.refresh_if_due(1) is None and labels.refresh_if_due(2) is None  # plain SimCLR
+    assert [labels.due(e) for e in range(1, 8)] == [False, False, True, False, True, False, True]
+    at_3 = labels.refresh_if_due(3).copy()
+    assert normalized_mutual_info_score(first, at_3) == pytest.approx(1.0)
+    network["groups"] = later
+    assert np.array_equal(labels.refresh_if_due(4), at_3)  # not due: the labels of epoch 3 go on
+    assert normalized_mutual_info_score(later, labels.refresh_if_due(5)) == pytest.approx(1.0)
+
+
+def test_autoencoder_labels_start_after_the_warm_up_and_refresh_a_period_later():
+    labels = PseudoLabels(
+        INITIAL, refresh_every=3, k=4, n_init=1, seed=0, embed=lambda: blobs(INITIAL), warmup_epochs=1
+    )
+    assert labels.refresh_if_due(1) is None
+    assert np.array_equal(labels.refresh_if_due(2), INITIAL)
+    assert [labels.due(e) for e in range(1, 9)] == [False, False, False, False, True, False, False, True]
+
+
+def test_network_labels_need_a_refresh_period():
+    with pytest.raises(ValueError, match="refresh_every"):
+        PseudoLabels(None, refresh_every=0, k=4, n_init=1, seed=0, embed=lambda: blobs(INITIAL))

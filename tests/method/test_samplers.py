@@ -9,6 +9,7 @@ from gsimclr.method.samplers import (
     GuidedBatchSampler,
     RandomBatchSampler,
     batch_stats,
+    expected_same_label_pairs,
     min_same_label_pairs,
     same_label_pairs,
 )
@@ -125,7 +126,43 @@ def test_epoch_batches_guide_by_each_epochs_labels_and_ask_for_them_even_when_no
 def test_batch_diagnostics_measure_true_pairs_and_pseudo_label_spread():
     true_labels = np.array([0, 0, 1, 1])
     batches = [np.array([0, 1]), np.array([2, 3])]
+    # random pairs share a class with chance 4/12: 1/3 expected per batch of 2, so these batches hold 3x that
     assert BatchDiagnostics(true_labels)(batches) == {"same_class_pairs_per_batch": 1.0}
     guided = BatchDiagnostics(true_labels, lambda: np.array([0, 1, 0, 1]))(batches)
-    assert guided["distinct_pseudo_labels_per_batch"] == 2.0
-    assert guided["pseudo_label_nmi"] == pytest.approx(0.0)
+    assert guided == {
+        "same_class_pairs_per_batch": 1.0,
+        "distinct_pseudo_labels_per_batch": 2.0,
+        "pseudo_label_nmi": pytest.approx(0.0),
+    }
+    detailed = BatchDiagnostics(true_labels, lambda: np.array([0, 1, 0, 1]), detailed=True)(batches)
+    assert detailed["false_negatives_removed"] == pytest.approx(-2.0)
+    assert "pseudo_pair_precision" not in detailed  # no batch holds two images of one pseudo label
+    warming_up = BatchDiagnostics(true_labels, lambda: None, detailed=True)(batches)
+    assert warming_up == {
+        "same_class_pairs_per_batch": 1.0,
+        "same_class_negatives_per_batch": 1.0,
+        "false_negatives_removed": pytest.approx(-2.0),
+    }
+
+
+@pytest.mark.parametrize("loss_uses_labels,negatives,removed", [(True, 0.5, 5 / 12), (False, 1.0, -1 / 6)])
+def test_batch_diagnostics_count_the_false_negatives_the_loss_still_sees(loss_uses_labels, negatives, removed):
+    true_labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    pseudo = np.array([0, 0, 1, 5, 1, 5, 6, 7])
+    batches = [np.array([0, 1, 2, 4]), np.array([3, 5, 6, 7])]
+    # batch 1: (0, 1) same class and pseudo label, (2, 4) same pseudo label only; batch 2: (6, 7) same class
+    # only, (3, 5) same pseudo label only. Random batches of 4 hold 6 x 8/56 = 6/7 same-class pairs.
+    out = BatchDiagnostics(true_labels, lambda: pseudo, loss_uses_labels=loss_uses_labels, detailed=True)(batches)
+    assert out["same_class_pairs_per_batch"] == 1.0
+    assert out["same_class_negatives_per_batch"] == negatives
+    assert out["false_negatives_removed"] == pytest.approx(removed)
+    assert out["pseudo_pair_precision"] == pytest.approx(1 / 3)
+    assert out["pseudo_label_purity"] == pytest.approx(6 / 8)
+
+
+def test_expected_same_label_pairs_matches_random_batches():
+    labels = np.arange(600) % 10
+    sampler = RandomBatchSampler(600, 64, seed=0)
+    drawn = np.mean([batch_stats(sampler.batches(e), labels)[1] for e in range(1, 41)])
+    expected = expected_same_label_pairs(labels, [len(b) for b in sampler.batches(1)])
+    assert drawn == pytest.approx(expected, rel=0.02)

@@ -7,10 +7,10 @@ from typer.testing import CliRunner
 from gsimclr.cli import app
 
 runner = CliRunner()
-FIELDS = ["table", "metric", "method", "representation", "seed", "test_acc", "paper"]
+FIELDS = ["table", "metric", "method", "representation", "seed", "test_acc", "paper", "guided_by"]
 
 
-def write_results(path, values: dict, metric: str = "accuracy"):
+def write_results(path, values: dict, metric: str = "accuracy", guided_by: str = "autoencoder"):
     """values: (method, representation) -> accuracies (%) for seeds 0, 1, 2."""
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, FIELDS)
@@ -26,6 +26,7 @@ def write_results(path, values: dict, metric: str = "accuracy"):
                         "seed": seed,
                         "test_acc": acc / 100,  # results.csv holds fractions
                         "paper": "",
+                        "guided_by": guided_by if method == "gsimclr" else "",
                     }
                 )
     return path
@@ -66,3 +67,14 @@ def test_bad_studies_are_one_line_errors(tmp_path):
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and message in result.output, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_oracle_bound_is_named_and_never_called_better(tmp_path):
+    bound = write_results(
+        tmp_path / "o.csv", {("simclr", "P3"): [50, 52, 54], ("gsimclr", "P3"): [60, 62, 64]}, guided_by="oracle"
+    )
+    result = runner.invoke(app, ["tabulate", f"cancel={bound}", "-r", "P3"])
+    assert result.exit_code == 0, result.output
+    row = result.output.strip().splitlines()[2]
+    assert row.startswith("| cancel — oracle (uses true labels: an upper bound, not a method) | P3 |")
+    assert row.endswith("| +10.00 ± 0.00 | upper bound: room above SimCLR |") and "better" not in row

@@ -1,6 +1,9 @@
 """Bad input: one line, a non-zero exit code, no traceback, nothing overwritten."""
 
+from dataclasses import replace
+
 import pytest
+import torch
 import yaml
 from conftest import TINY_PARAMS, write_params
 from typer.testing import CliRunner
@@ -9,6 +12,7 @@ from gsimclr.cli import app
 from gsimclr.pipeline.layout import Layout
 from gsimclr.settings.config import Params
 from gsimclr.settings.loading import load_params
+from gsimclr.stages.context import StageContext
 from gsimclr.system.errors import UserError
 
 runner = CliRunner()
@@ -133,3 +137,54 @@ def test_a_validation_split_smaller_than_the_class_count_is_a_user_error(tmp_pat
     )
     result = runner.invoke(app, ["--params", str(params), "evaluate", "--method", "supervised"])
     assert result.exit_code == 2 and "cannot carve a validation split" in result.output
+
+
+GUIDANCE_ERRORS = {
+    "refresh longer than the run": (
+        {"labels": "network", "false_negatives": "cancel", "refresh_every": 3},
+        "guidance.refresh_every=3 is longer than the run: 2 guided epochs",
+    ),
+    "warm-up as long as the run": (
+        {"labels": "network", "false_negatives": "cancel", "refresh_every": 1, "warmup_epochs": 2},
+        "guidance.warmup_epochs=2 leaves none of pretrain.epochs=2 guided",
+    ),
+    "network labels never clustered": ({"labels": "network"}, "guidance.labels=network re-clusters"),
+    "oracle refreshed": ({"labels": "oracle", "refresh_every": 1}, "guidance.labels=oracle uses the true labels"),
+    "oracle used by nothing": (
+        {"labels": "oracle", "batches": "random"},
+        "guidance.labels=oracle needs pseudo labels to be used",
+    ),
+    "k above the training set": (
+        {"labels": "network", "false_negatives": "cancel", "refresh_every": 1, "refresh_k": 5000},
+        "guidance.refresh_k (or cluster.k) = 5000 is larger than the 1437 training images",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", GUIDANCE_ERRORS)
+def test_bad_guidance_is_one_line_before_anything_is_written(tmp_path, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    guidance, expected = GUIDANCE_ERRORS[case]
+    params = dict(TINY_PARAMS, guidance=guidance)
+    write_params(tmp_path / "params.yaml", params)
+    result = runner.invoke(app, ["--device", "cpu", "pretrain", "--method", "gsimclr"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and expected in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_the_oracle_needs_a_labelled_training_split(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    load = StageContext.dataset
+    monkeypatch.setattr(
+        StageContext, "dataset", lambda ctx: replace(load(ctx), train_y=torch.zeros_like(load(ctx).train_y))
+    )
+    write_params(
+        tmp_path / "params.yaml", dict(TINY_PARAMS, guidance={"labels": "oracle", "false_negatives": "cancel"})
+    )
+    result = runner.invoke(app, ["--device", "cpu", "pretrain", "--method", "gsimclr"])
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [
+        "error: guidance.labels=oracle needs a training split labelled with at least two classes"
+    ], result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
