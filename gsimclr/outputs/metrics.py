@@ -182,8 +182,9 @@ class ResultRow:
     test_acc: float
     paper: Optional[float] = None
     guided_by: str = ""
-    """The G-SimCLR arm's label source (`guidance.labels`; empty for other rows and older tables): `oracle` marks
-    the upper bound that read the true labels, which no table may call a winning method."""
+    """The G-SimCLR arm's label source where it is not the paper's autoencoder (`network`, `oracle`; empty for
+    other rows, the paper's arm and older tables): `oracle` marks the upper bound that read the true labels,
+    which no table may call a winning method."""
 
 
 RESULT_COLUMNS = [f.name for f in fields(ResultRow)]
@@ -195,7 +196,12 @@ def epoch_curves(metrics: dict[str, float], prefix: str = "") -> dict[str, float
 
 
 def write_results(path: Path, rows: list[ResultRow]) -> None:
-    write_csv(path, [asdict(row) for row in rows], columns=RESULT_COLUMNS)
+    """The table; the `guided_by` column only where an arm has a label source other than the paper's, so the
+    paper's studies keep the columns they always had."""
+    columns = RESULT_COLUMNS if any(row.guided_by for row in rows) else RESULT_COLUMNS[:-1]
+    write_csv(
+        path, [{key: value for key, value in asdict(row).items() if key in columns} for row in rows], columns=columns
+    )
 
 
 def read_results(path: Path) -> list[ResultRow]:

@@ -57,7 +57,8 @@ def result_rows(
     """Long format: one row per (table, method, representation, seed) with our test accuracy in % and the paper's.
 
     `balanced`: mean per-class accuracy instead (long-tailed training splits); the paper has no such figure.
-    `guided_by`: the G-SimCLR arm's label source, written on its rows (`oracle` marks the upper bound).
+    `guided_by`: the G-SimCLR arm's label source, written on its rows unless it is the paper's (`oracle` marks the
+    upper bound).
     """
     paper = {} if balanced else PAPER_RESULTS.get(reference or "", {})
     return [
@@ -69,7 +70,7 @@ def result_rows(
             seed=out.seed,
             test_acc=scores.test_balanced_acc if balanced else scores.test_acc,
             paper=paper[paper_key] / 100 if paper_key in paper else None,  # the paper prints percent
-            guided_by=guided_by if method == "gsimclr" else "",
+            guided_by=guided_by if method == "gsimclr" and guided_by != "autoencoder" else "",
         )
         for out in outputs
         for table, method, representation, key, paper_key in TABLE_CELLS
