@@ -12,7 +12,7 @@ import typer
 
 from gsimclr.cli.app import app
 from gsimclr.cli.errors import reported_errors
-from gsimclr.settings.names import EvalMethod, Method
+from gsimclr.settings.names import EvalMethod, Method, is_pretrained
 from gsimclr.system.errors import UserError
 
 RestartOption = Annotated[bool, typer.Option("--restart", help="Ignore a resume checkpoint and train from scratch.")]
@@ -113,13 +113,30 @@ def evaluate(
         ),
     ],
     restart: RestartOption = False,
+    screen: Annotated[
+        bool,
+        typer.Option(
+            "--screen",
+            help="Screening: a pretrained model's linear probes on the validation split only (no fine-tune, the test "
+            "split untouched), to choose variants; writes metrics/seed<N>/screen_<method>.json.",
+        ),
+    ] = False,
 ) -> None:
     """Linear probes at P1/P2/P3 and 10% fine-tuning, the supervised baseline, or a control.
 
-    Example: gsimclr evaluate --method simclr; gsimclr evaluate --method random_init
+    Example: gsimclr evaluate --method simclr; gsimclr evaluate --method random_init;
+    gsimclr evaluate --method gsimclr --screen
     """
     from gsimclr.stages.evaluate import evaluate as run_evaluate
+    from gsimclr.stages.evaluate import screen as run_screen
 
+    if screen:
+        with reported_errors():
+            if not is_pretrained(method):
+                raise UserError(f"--screen evaluates a pretrained model (--method simclr or gsimclr), not {method}")
+        found = _run(ctx, "evaluate", run_screen, method)
+        typer.echo(f"{method} (validation split): " + ", ".join(f"{k} {v:.4f}" for k, v in found.items()))
+        return
     scores = _run(ctx, "evaluate", run_evaluate, method, restart=restart)
     typer.echo(f"{method}: " + ", ".join(f"{row} {100 * s.test_acc:.2f}%" for row, s in scores.rows.items()))
 

@@ -15,6 +15,7 @@ probe on 1,300 images took 9.2 s with the default threads and 0.94 s with one (s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -39,12 +40,13 @@ def linear_probe(
     fit_y: np.ndarray,
     val_x: np.ndarray,
     val_y: np.ndarray,
-    test_x: np.ndarray,
+    test_x: Optional[np.ndarray],
     c_grid: list[float],
     max_iter: int = 1000,
 ) -> ProbeResult:
     """Fit one probe per C on the fit split, keep the one with the best validation accuracy (the
-    smallest C among ties: the simplest model), and predict the test split with it.
+    smallest C among ties: the simplest model), and predict the test split with it (`test_x` None: screening,
+    the test split untouched and no predictions).
 
     >>> rng = np.random.default_rng(0)
     >>> x, y = rng.normal(size=(60, 3)), np.repeat([0, 1], 30)
@@ -63,4 +65,5 @@ def linear_probe(
                 best = (c, model)
         assert best is not None  # c_grid has at least one value (validated in the config)
         c, model = best
-        return ProbeResult(c=c, val_acc=by_c[c], val_acc_by_c=by_c, test_predictions=model.predict(test_x))
+        predictions = model.predict(test_x) if test_x is not None else np.empty(0, dtype=np.int64)
+        return ProbeResult(c=c, val_acc=by_c[c], val_acc_by_c=by_c, test_predictions=predictions)

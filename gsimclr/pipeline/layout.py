@@ -13,7 +13,7 @@ from typing import Literal, Optional
 
 from gsimclr.settings.names import Classifier, EvalMethod, Method, Stage
 
-MetricsName = Literal["autoencoder", "cluster", "pretrain", "evaluate"]
+MetricsName = Literal["autoencoder", "cluster", "pretrain", "evaluate", "screen"]
 ImageFormat = Literal["csv", "png"]
 ResultFigure = Literal["accuracy_by_seed", "pretrain_loss", "knn_monitor"]
 ClusterFigure = Literal["cluster_sizes", "cluster_tsne"]

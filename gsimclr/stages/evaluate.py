@@ -40,7 +40,7 @@ from gsimclr.pipeline.tracking import StageRun, stage_run
 from gsimclr.settings.config import ClassifierConfig
 from gsimclr.settings.names import PIXELS, Classifier, EvalMethod, Method, Stage, is_pretrained
 from gsimclr.stages.context import StageContext, finish, log_training_data
-from gsimclr.system.storage import load_upstream
+from gsimclr.system.storage import load_upstream, write_json
 from gsimclr.training.engine import LoopConfig, Training, fit, map_batches, resumable_run_id
 from gsimclr.training.optim import warmup_cosine
 
@@ -251,4 +251,25 @@ def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
             method,
             trained=[ctx.layout.classifier_training(method, name) for name in trained_classifiers(method)],
         )
+    return scores
+
+
+def screen(ctx: StageContext, method: Method) -> dict[str, float]:
+    """Screening a pretrained candidate on the validation split alone: the linear probe at P1/P2/P3 (C chosen on
+    the validation split, as `evaluate` does) and nothing else -- no fine-tune, the test split never read -- so a
+    study can choose its variants for the full runs without spending the test set. Writes
+    `metrics/seed<N>/screen_<method>.json`; the kNN monitor's curve is already in the pretraining run."""
+    params = ctx.params
+    data = ctx.dataset()
+    split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
+    net = load_pretrained(ctx, method, data.channels).eval()
+    images = ctx.on_device(data.train_x)
+    features = map_batches(lambda i: net.representations(to_float(images[i])), len(images), 512, "features")
+    y, cfg = data.train_y.numpy(), params.evaluate.linear
+    scores: dict[str, float] = {}
+    for tap in TAPS:
+        x = features[tap].cpu().numpy()
+        result = linear_probe(x[split.fit], y[split.fit], x[split.val], y[split.val], None, cfg.c_grid, cfg.max_iter)
+        scores |= {f"linear_{tap}/val_acc": result.val_acc, f"linear_{tap}/C": result.c}
+    write_json(ctx.layout.metrics("screen", method), scores)
     return scores

@@ -117,12 +117,13 @@ def batch_diagnostics(
 ) -> BatchDiagnostics:
     """Per-epoch false-negative counts and pseudo-label quality: the true labels measure them, never train. The
     paper's arm (fixed autoencoder labels, batches only) and SimCLR keep the few metrics they always had."""
+    if method == "simclr" or labels is None:  # SimCLR never reads the guidance section
+        return BatchDiagnostics(data.train_y.numpy())
     guidance = ctx.params.guidance
-    uses_labels = method == "gsimclr" and guidance.false_negatives in ("cancel", "attract")
+    uses_labels = guidance.false_negatives in ("cancel", "attract")
     beyond_paper = uses_labels or guidance.refresh_every > 0 or guidance.labels != "autoencoder"
-    current = (lambda: labels.current) if labels is not None else None
     return BatchDiagnostics(
-        data.train_y.numpy(), current, loss_uses_labels=uses_labels, detailed=method == "gsimclr" and beyond_paper
+        data.train_y.numpy(), lambda: labels.current, loss_uses_labels=uses_labels, detailed=beyond_paper
     )
 
 
