@@ -68,8 +68,10 @@ def nt_xent(
 
     With pseudo labels, images of the anchor's cluster are treated as false negatives: `cancel`
     drops them from the denominator (false-negative elimination), `attract` makes them extra
-    positives (supervised-contrastive style, with pseudo labels in place of classes). `debiased`
-    needs no labels: it corrects the denominator for an assumed class prior `tau_plus`.
+    positives (false-negative attraction: supervised-contrastive style, with pseudo labels in place of
+    classes) -- the two strategies of Huynh et al. 2022, "Boosting Contrastive Self-Supervised Learning with
+    False Negative Cancellation" (WACV 2022), here with cluster labels in place of their support-view
+    similarity. `debiased` needs no labels: it corrects the denominator for an assumed class prior `tau_plus`.
     """
     n = len(z1)
     ids = torch.arange(n, device=z1.device).repeat(2)

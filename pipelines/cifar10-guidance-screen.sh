@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Screening of guidance variants on CIFAR-10 (issue 35): seed 0, pretraining shortened to 10 epochs (the study
+# recipe of pipelines/cifar10-cpu.yaml otherwise), each variant judged on the validation split only -- the kNN
+# monitor's curve and `gsimclr evaluate --screen` (linear probes at P1/P2/P3, C chosen on validation, no test
+# image read) -- so that the variants for the 3-seed runs are chosen without spending the test split.
+#
+#   pipelines/cifar10-guidance-screen.sh /abs/path/to/cifar10-jpeg STUDY_DIR [VARIANT ...]
+#
+# One folder per variant under STUDY_DIR, sharing STUDY_DIR/prepared; re-running resumes each pretraining from its
+# checkpoint and skips what is done. Each variant trains with one thread (two variants side by side fill two
+# cores: start the script twice with different VARIANTs). The `oracle-*` variants read the true training labels
+# in pretraining: an upper bound, not a method (every report and MLflow run says so).
+set -euo pipefail
+DATA=${1:?usage: $0 /abs/path/to/cifar10-jpeg STUDY_DIR [VARIANT ...]}
+STUDY=${2:?usage: $0 /abs/path/to/cifar10-jpeg STUDY_DIR [VARIANT ...]}
+shift 2
+HERE=$(cd "$(dirname "$0")" && pwd)
+declare -A VARIANTS=(
+  [simclr]=""
+  [oracle-batches]="labels=oracle batches=guided false_negatives=keep"
+  [oracle-cancel]="labels=oracle batches=random false_negatives=cancel"
+  [oracle-attract]="labels=oracle batches=random false_negatives=attract"
+  [network-cancel]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10"
+  [network-attract]="labels=network batches=random false_negatives=attract warmup_epochs=2 refresh_every=2 refresh_k=100"
+)
+NAMES=("$@")
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-attract)
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MLFLOW_DISABLE_TELEMETRY=true
+
+mkdir -p "$STUDY"
+STUDY=$(cd "$STUDY" && pwd)
+for name in "${NAMES[@]}"; do
+  [ -n "${VARIANTS[$name]+set}" ] || { echo "error: unknown variant $name (one of: ${!VARIANTS[*]})" >&2; exit 2; }
+done
+write_params() {  # write_params FOLDER KEY=VALUE...: the screening recipe with data.root and guidance overrides
+  python3 - "$HERE/cifar10-cpu.yaml" "$DATA" "$@" <<'PY'
+import sys, yaml
+recipe, data, folder, *overrides = sys.argv[1:]
+params = yaml.safe_load(open(recipe))
+params["seeds"] = [0]
+params["data"]["root"] = data
+params["pretrain"]["epochs"] = 10
+for item in overrides:
+    key, value = item.split("=", 1)
+    params["guidance"][key] = yaml.safe_load(value)
+yaml.safe_dump(params, open(f"{folder}/params.yaml", "w"), sort_keys=False)
+PY
+}
+write_params "$STUDY"  # the data every variant shares, decoded once
+(cd "$STUDY" && { [ -d prepared ] || gsimclr --seed 0 prepare; })
+for name in "${NAMES[@]}"; do
+  folder="$STUDY/$name"
+  mkdir -p "$folder"
+  # shellcheck disable=SC2086  # the overrides are words
+  write_params "$folder" ${VARIANTS[$name]}
+  method=$([ "$name" = simclr ] && echo simclr || echo gsimclr)
+  (
+    cd "$folder"
+    [ -e prepared ] || ln -s "$STUDY/prepared" prepared
+    [ -e "$folder/artifacts/seed0/pretrain_$method.pt" ] || gsimclr --seed 0 pretrain --method "$method"
+    [ -e "$folder/metrics/seed0/screen_$method.json" ] || gsimclr --seed 0 evaluate --method "$method" --screen
+  )
+done
+
+# The screen in one table: the kNN monitor and the validation probes of every variant run so far.
+python3 - "$STUDY" <<'PY'
+import json, sys
+from pathlib import Path
+print("| variant | kNN val. (last epoch) | P1 / P2 / P3 val. (linear probe) | same-class negatives per batch | removed | pseudo-label NMI |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+for folder in sorted(p for p in Path(sys.argv[1]).iterdir() if (p / "metrics" / "seed0").is_dir()):
+    screen = next((folder / "metrics" / "seed0").glob("screen_*.json"), None)
+    log = next((folder / "checkpoints" / "seed0").glob("pretrain_*.log.jsonl"), None)
+    if screen is None or log is None:
+        continue
+    last = json.loads(log.read_text().splitlines()[-1])
+    probes = json.loads(screen.read_text())
+    taps = " / ".join(f"{100 * probes[f'linear_{t}/val_acc']:.2f}" for t in ("P1", "P2", "P3"))
+    cell = lambda key, fmt: format(last[key], fmt) if key in last else "–"
+    negatives = last.get("same_class_negatives_per_batch", last["same_class_pairs_per_batch"])
+    print(f"| {folder.name} | {100 * last['knn_val_acc']:.2f} | {taps} | {negatives:.1f} | "
+          f"{cell('false_negatives_removed', '.0%')} | {cell('pseudo_label_nmi', '.3f')} |")
+PY
