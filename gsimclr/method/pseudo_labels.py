@@ -25,22 +25,46 @@ from gsimclr.system.errors import MissingUpstreamError, UserError
 
 
 def read_pseudo_labels(path: Path, n_images: int) -> np.ndarray:
-    """The `cluster` stage's table as one label per training image, in image order."""
+    """The `cluster` stage's table as one label per training image, in image order. Every refusal names the row
+    (its line in the file) and the value that is wrong."""
     if not path.exists():
         raise MissingUpstreamError(f"pseudo labels not found: {path} (run `gsimclr cluster` first)")
     try:
         table = pd.read_csv(path)
-        labels = table.sort_values("index")["cluster"].to_numpy(dtype=np.int64)
-        indices = table["index"].to_numpy()
+        indices, labels = table["index"].to_numpy(), table["cluster"].to_numpy()
     except (KeyError, ValueError, pd.errors.ParserError):
         raise UserError(f"{path}: expected columns index,cluster with integer values") from None
-    if len(labels) != n_images or set(indices) != set(range(n_images)):
+    for column, values in (("index", indices), ("cluster", labels)):
+        if not np.issubdtype(values.dtype, np.integer):
+            row = next(r for r, v in enumerate(values) if not _is_integer(v))
+            value = values[row].item() if isinstance(values[row], np.generic) else values[row]
+            raise UserError(f"{path}, line {row + 2}: {column} {value!r} is not an integer")
+    checks = (
+        (indices < 0, "index {} is negative"),
+        (indices >= n_images, f"index {{}} is beyond the {n_images} training images (indices 0..{n_images - 1})"),
+        (pd.Series(indices).duplicated().to_numpy(), "index {} appears a second time"),
+        (labels < 0, "cluster {} is negative"),
+        (labels >= n_images, f"cluster {{}} is beyond one cluster per image (ids 0..{n_images - 1})"),
+    )
+    for bad, message in checks:  # an id of 10^12 would make np.bincount ask for TiBs
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = (indices if message.startswith("index") else labels)[row]
+            raise UserError(f"{path}, line {row + 2}: " + message.format(value))
+    if len(indices) != n_images:
+        missing = int(np.setdiff1d(np.arange(n_images), indices)[0])
         raise UserError(
-            f"{path} labels {len(labels)} images but the training split has {n_images} (re-run `gsimclr cluster`)"
+            f"{path} labels {len(indices)} images but the training split has {n_images}: index {missing} is missing "
+            "(re-run `gsimclr cluster`)"
         )
-    if labels.min() < 0 or labels.max() >= n_images:  # an id of 10^12 would make np.bincount ask for TiBs
-        raise UserError(f"{path}: cluster ids must lie in [0, {n_images}) (one cluster per image at most)")
-    return labels
+    return labels[np.argsort(indices)].astype(np.int64)
+
+
+def _is_integer(value: object) -> bool:
+    try:
+        return float(str(value)).is_integer()
+    except ValueError:
+        return False
 
 
 class PseudoLabels:

@@ -169,13 +169,6 @@ def test_a_seed_beyond_what_numpy_and_scikit_learn_take_is_a_config_error(tmp_pa
     one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "prepare"]), "seeds.0")
 
 
-def test_a_pseudo_label_id_beyond_the_images_is_refused(tmp_path):
-    path = tmp_path / "pseudo_labels.csv"
-    path.write_text("index,cluster\n0,1\n1,999999999999\n2,0\n")
-    with pytest.raises(UserError, match=r"cluster ids must lie in \[0, 3\)"):
-        read_pseudo_labels(path, 3)
-
-
 @pytest.mark.parametrize(("resumable", "how"), [(True, "resume from the last checkpoint"), (False, "no checkpoint")])
 def test_sigterm_is_handled_like_ctrl_c(capsys, resumable, how):
     with pytest.raises(typer.Exit) as stopped, reported_errors(resumable):
@@ -263,3 +256,30 @@ def test_an_mlruns_that_is_a_file_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "mlruns").write_text("not a folder")
     one_line_error(runner.invoke(app, ["--params", str(params), "--device", "cpu", "autoencoder"]), "a file stands")
     assert (tmp_path / "mlruns").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("0,1\n-1,0\n2,0\n", "line 3: index -1 is negative"),
+        ("0,1\n1,0\n3,0\n", "line 4: index 3 is beyond the 3 training images (indices 0..2)"),
+        ("0,1\n1,0\n1,2\n", "line 4: index 1 appears a second time"),
+        ("0,1\n1,-4\n2,0\n", "line 3: cluster -4 is negative"),
+        ("0,1\n1,999999999999\n2,0\n", "line 3: cluster 999999999999 is beyond one cluster per image (ids 0..2)"),
+        ("0,1\n1,x\n2,0\n", "line 3: cluster 'x' is not an integer"),
+        ("0,1\n1,1.5\n2,0\n", "line 3: cluster 1.5 is not an integer"),
+        ("0,1\n2,0\n", "labels 2 images but the training split has 3: index 1 is missing"),
+    ],
+)
+def test_a_bad_pseudo_label_table_names_the_row_and_the_value(tmp_path, rows, message):
+    path = tmp_path / "pseudo_labels.csv"
+    path.write_text("index,cluster\n" + rows)
+    with pytest.raises(UserError) as refused:
+        read_pseudo_labels(path, 3)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_shuffled_pseudo_label_table_is_read_in_image_order(tmp_path):
+    path = tmp_path / "pseudo_labels.csv"
+    path.write_text("index,cluster\n2,0\n0,2\n1,1\n")
+    assert read_pseudo_labels(path, 3).tolist() == [2, 1, 0]
