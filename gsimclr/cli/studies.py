@@ -106,33 +106,44 @@ def study(
 
     Example: gsimclr study pipelines/imagenet5-cpu.yaml -S data.root=/data/imagenet-5-categories
     """
-    from gsimclr.pipeline.repro import default_jobs, stage_graph
-    from gsimclr.pipeline.study import already_applied, check_data_root, exp_run_command, exp_save_command
+    from gsimclr.pipeline.study_lock import one_study_at_a_time
 
-    current: Path = ctx.obj["params"]
     with reported_errors():
         if queue and jobs is not None:
             raise UserError("--queue runs the experiment later, one stage at a time: drop --jobs or --queue")
-        if queue:
-            commands = [exp_run_command(file, current, set_param, queue=True, name=name)]
-            check_data_root(file, set_param, Path.cwd())
-        else:
-            applied = already_applied(file, current, set_param)  # the study is validated here, first
-            check_data_root(file, set_param, Path.cwd())
-            first = [stage for stage, needs in stage_graph(Path.cwd()).needs.items() if not needs]
-            apply = [] if applied else [exp_run_command(file, current, set_param, name=name, targets=first)]
-            lanes = jobs or default_jobs()
-            commands = [*apply, ["gsimclr", "repro", "--jobs", str(lanes)], exp_save_command(file, name)]
+        commands = study_commands(file, ctx.obj["params"], set_param, name, None if queue else jobs or 0)
     for command in commands:
         typer.echo(shlex.join(command))
     if dry_run:
         return
     if queue:
         raise typer.Exit(subprocess.run(commands[0]).returncode)
-    if apply and (returncode := subprocess.run(apply[0]).returncode):
-        raise typer.Exit(returncode)
-    run_stages([], lanes)
-    raise typer.Exit(subprocess.run(commands[-1]).returncode)
+    with reported_errors(), one_study_at_a_time():  # the apply and save steps too: DVC's lock is not enough
+        *apply, (_, _, _, lanes), save = commands
+        if apply and (returncode := subprocess.run(apply[0]).returncode):
+            raise typer.Exit(returncode)
+        run_stages([], int(lanes))
+        raise typer.Exit(subprocess.run(save).returncode)
+
+
+def study_commands(
+    file: Path, current: Path, set_param: list[str], name: Optional[str], jobs: Optional[int]
+) -> list[list[str]]:
+    """What `gsimclr study` runs: `jobs` None queues the experiment (one command); else the apply step (unless the
+    study's parameters are applied already), `gsimclr repro` with `jobs` lanes (0: the default) and the save step.
+    The study is validated and its data root checked first."""
+    from gsimclr.pipeline.repro import default_jobs, stage_graph
+    from gsimclr.pipeline.study import already_applied, check_data_root, exp_run_command, exp_save_command
+
+    if jobs is None:
+        queued = [exp_run_command(file, current, set_param, queue=True, name=name)]
+        check_data_root(file, set_param, Path.cwd())
+        return queued
+    applied = already_applied(file, current, set_param)  # the study is validated here, first
+    check_data_root(file, set_param, Path.cwd())
+    first = [stage for stage, needs in stage_graph(Path.cwd()).needs.items() if not needs]
+    apply = [] if applied else [exp_run_command(file, current, set_param, name=name, targets=first)]
+    return [*apply, ["gsimclr", "repro", "--jobs", str(jobs or default_jobs())], exp_save_command(file, name)]
 
 
 @app.command()
@@ -165,8 +176,9 @@ def run_stages(targets: list[str], lanes: int) -> None:
 
     from gsimclr.pipeline.layout import Layout
     from gsimclr.pipeline.repro import Outcome, run_graph, stage_graph
+    from gsimclr.pipeline.study_lock import one_study_at_a_time
 
-    with reported_errors(resumable=True):
+    with reported_errors(resumable=True), one_study_at_a_time() as record_running:
         pipeline = stage_graph(Path.cwd(), targets)
         threads = max(1, (os.cpu_count() or 1) // lanes)
         typer.echo(f"{len(pipeline.needs)} stages, {lanes} at a time, {threads} thread(s) each, whole seeds first")
@@ -177,7 +189,7 @@ def run_stages(targets: list[str], lanes: int) -> None:
             bar.write(f"{outcome.stage:<28} {what:<9} {outcome.seconds:7.1f} s")
             bar.update()
 
-        outcomes = run_graph(pipeline, lanes, threads, Layout().stage_logs, report)
+        outcomes = run_graph(pipeline, lanes, threads, Layout().stage_logs, report, on_running=record_running)
         bar.close()
     failed = [outcome for outcome in outcomes if outcome.returncode]
     for outcome in failed:

@@ -99,15 +99,42 @@ class Outcome:
 
     @property
     def reason(self) -> str:
-        """Why a failed stage failed, in one line: the stage's own `error:` line where it printed one, else the
-        last line DVC printed."""
+        """Why a failed stage failed, in one line: the stage's own `error:` line where it printed one, else DVC's
+        cause (`dvc_reason`)."""
         lines = self.log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
-        return next((line.removeprefix("error: ") for line in lines if line.startswith("error: ")), lines[-1])
+        return next((line.removeprefix("error: ") for line in lines if line.startswith("error: ")), dvc_reason(lines))
+
+
+BLOCKED = re.compile(r"'(?P<path>[^']+)' is busy, it is being blocked by:")
+HOLDER = re.compile(r"^\s*\(PID (?P<pid>\d+)\): (?P<command>.+)$")
+
+
+def dvc_reason(lines: Sequence[str]) -> str:
+    """DVC's cause in one line: its `ERROR:` line -- where an output is busy, with the process that holds it and
+    what to do, never the advice to delete the lock a live process holds -- else its last line."""
+    error = next((line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR: ")), None)
+    if error is None:
+        return lines[-1]
+    busy = BLOCKED.search(error)
+    if busy is None:
+        return error
+    holders = [found for line in lines if (found := HOLDER.match(line))]
+    who = ", ".join(f"PID {h['pid']} (`{h['command'].strip()}`)" for h in holders) or "another DVC process"
+    return (
+        f"{busy['path']} is in use by {who}; wait for it to finish or stop it, then run this again "
+        "(its lock is live: do not delete it)"
+    )
 
 
 def stage_command(stage: str) -> list[str]:
     """The DVC command that brings one stage up to date (and only that stage)."""
     return [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", stage]
+
+
+def supervised(command: list[str]) -> list[str]:
+    """`command` under a supervisor that ends it, and every process it starts, when this scheduler ends
+    (`gsimclr.pipeline.supervisor`)."""
+    return [sys.executable, "-m", "gsimclr.pipeline.supervisor", str(os.getpid()), *command]
 
 
 def run_graph(
@@ -118,12 +145,13 @@ def run_graph(
     on_done: Callable[[Outcome], None],
     root: Path = Path("."),
     command: Callable[[str], list[str]] = stage_command,
+    on_running: Callable[[Sequence[str]], None] = lambda stages: None,
 ) -> list[Outcome]:
     """Run every stage of `pipeline` once all its dependencies have succeeded, `jobs` at a time, in its
     `run_order`. After a failure
     no new stage starts; those running finish (their outputs stay valid). Ctrl-C or SIGTERM stops the running
     stages, DVC and the stage it runs alike (each keeps its checkpoint). Returns every finished stage's outcome,
-    in the order they ended."""
+    in the order they ended; `on_running` hears the stages running whenever they change."""
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     graph = pipeline.needs
@@ -139,11 +167,17 @@ def run_graph(
                 name = ready.pop(0)
                 pending.remove(name)
                 log = logs / f"{name}.log"
-                with log.open("w") as handle:  # a session of its own: stopping it reaches DVC's child, the stage
+                with log.open("w") as handle:  # a session of its own, ended with the scheduler however it ends
                     process = subprocess.Popen(
-                        command(name), cwd=root, env=env, stdout=handle, stderr=handle, start_new_session=True
+                        supervised(command(name)),
+                        cwd=root,
+                        env=env,
+                        stdout=handle,
+                        stderr=handle,
+                        start_new_session=True,
                     )
                 running[name] = (process, time.monotonic(), log)
+                on_running(list(running))
             if not running:
                 break  # a failure left stages that can no longer start
             time.sleep(0.2)
@@ -151,6 +185,7 @@ def run_graph(
                 if process.poll() is None:
                     continue
                 del running[name]
+                on_running(list(running))
                 outcome = Outcome(name, process.returncode, time.monotonic() - started, log)
                 done.append(outcome)
                 if outcome.returncode == 0:
