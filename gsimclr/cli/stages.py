@@ -53,8 +53,14 @@ def prepare(ctx: typer.Context) -> None:
 
     meta = _run(ctx, "prepare", run_prepare)
     shapes = meta["shapes"]
+    left_out = meta.get("unreadable", 0)
     typer.echo(
         f"prepared: {shapes['train_x'][0]} training and {shapes['test_x'][0]} test images, digest {meta['digest']}"
+        + (
+            f"; {left_out} unreadable image file(s) left out (first: {meta['unreadable_examples'][0]})"
+            if left_out
+            else ""
+        )
     )
 
 

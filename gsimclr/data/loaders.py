@@ -143,13 +143,16 @@ def _refuse_symlink_loops(folder: Path) -> None:
                 raise UserError(f"{link} links back to {link.resolve()}: a symlink loop in the image folder")
 
 
-def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
-    """Decode an ImageFolder tree once; returns images, labels, class names and the decoded files.
+def _read_image_folder(
+    folder: Path, size: int, on_unreadable: str = "skip"
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str], list[str]]:
+    """Decode an ImageFolder tree once; returns images, labels, class names, the decoded files and the skipped ones.
 
-    Unreadable images are skipped with a counted warning: one truncated JPEG among thousands should
-    not end a study, but silently dropping data would hide a broken copy, so the count and the first
-    offending path are printed. Images that are not 8-bit RGB or grey (RGBA, CMYK, 16-bit, palette)
-    are converted to RGB, and counted the same way.
+    Unreadable images are skipped with a counted warning (`on_unreadable: skip`): one truncated JPEG among
+    thousands should not end a study, but silently dropping data would hide a broken copy, so the count and the
+    first offending path are printed, and kept (`ImageSplits.unreadable`); `error` stops at the first one instead.
+    Images that are not 8-bit RGB or grey (RGBA, CMYK, 16-bit, palette) are converted to RGB, and counted the same
+    way.
     """
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import v2
@@ -168,6 +171,10 @@ def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Ten
             image, mode = _rgb_loader(path)
             images.append(transform(image))
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, struct.error):
+            if on_unreadable == "error":
+                raise UserError(
+                    f"unreadable image {printable(path)} (data.on_unreadable: skip would leave it out and count it)"
+                ) from None
             skipped.append(path)
             continue
         labels.append(target)
@@ -184,7 +191,7 @@ def _read_image_folder(folder: Path, size: int) -> tuple[torch.Tensor, torch.Ten
     missing = sorted(set(range(len(classes))) - set(labels))
     if missing:
         raise UserError(f"{folder}: no readable image in class folder(s) {[classes[c] for c in missing]}")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, paths
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, paths, skipped
 
 
 def printable(text: str) -> str:
@@ -227,12 +234,21 @@ def _rgb_loader(path: str):
 
 def _load_imagefolder(cfg: DataConfig) -> ImageSplits:
     root = Path(cfg.root or ".")
-    train_x, train_y, classes, train_files = _read_image_folder(root / "train", cfg.stored_side)
-    test_x, test_y, test_classes, test_files = _read_image_folder(root / "test", cfg.stored_side)
+    train_x, train_y, classes, train_files, train_skipped = _read_image_folder(
+        root / "train", cfg.stored_side, cfg.on_unreadable
+    )
+    test_x, test_y, test_classes, test_files, test_skipped = _read_image_folder(
+        root / "test", cfg.stored_side, cfg.on_unreadable
+    )
     if test_classes != classes:
         raise UserError(f"{root}: train/ and test/ hold different class folders")
     _refuse_shared_files(train_files, test_files)
-    return ImageSplits(train_x, train_y, test_x, test_y, classes)
+    skipped = [printable(path) for path in train_skipped + test_skipped]
+    return ImageSplits(train_x, train_y, test_x, test_y, classes, len(skipped), tuple(skipped[:UNREADABLE_EXAMPLES]))
+
+
+UNREADABLE_EXAMPLES = 5
+"""How many skipped paths the prepared metadata keeps (the count covers all of them)."""
 
 
 def _refuse_shared_files(train_files: list[str], test_files: list[str]) -> None:

@@ -49,6 +49,10 @@ class PreparedMeta(BaseModel):
     shapes: dict[str, list[int]]
     source: Optional[str] = None
     """Fingerprint of the files under `data.root` when prepared (None for the embedded digits)."""
+    unreadable: int = 0
+    """Image files left out because they could not be decoded (written only when there are any, so a clean
+    dataset's metadata, and so its DVC hash, is what it always was)."""
+    unreadable_examples: list[str] = []
 
 
 def source_root(cfg: DataConfig) -> Optional[Path]:
@@ -145,7 +149,9 @@ def write_prepared(data: ImageSplits, folder: Path, source: Optional[str]) -> di
         files={name: file_hash(folder / f"{name}.npy") for name in arrays},
         shapes={name: list(tensor.shape) for name, tensor in arrays.items()},
         source=source,
-    ).model_dump()
+        unreadable=data.unreadable,
+        unreadable_examples=list(data.unreadable_examples),
+    ).model_dump(exclude={"unreadable", "unreadable_examples"} if not data.unreadable else set())
     write_json(folder / "meta.json", meta)
     return meta
 
@@ -189,7 +195,9 @@ def read_prepared(folder: Path, source: Optional[str] = None) -> ImageSplits:
         if len(arrays[name]) and not 0 <= int(arrays[name].min()) <= int(arrays[name].max()) < len(meta.classes):
             raise UserError(f"{folder}: {name} holds labels outside the {len(meta.classes)} classes: {REPREPARE}")
     train_x, train_y, test_x, test_y = (torch.from_numpy(arrays[name]) for name in ARRAYS)
-    data = ImageSplits(train_x, train_y, test_x, test_y, list(meta.classes))
+    data = ImageSplits(
+        train_x, train_y, test_x, test_y, list(meta.classes), meta.unreadable, tuple(meta.unreadable_examples)
+    )
     return with_digest(data, meta.digest)
 
 

@@ -26,6 +26,10 @@ class ImageSplits:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: list[str]
+    unreadable: int = 0
+    """Image files left out because they could not be decoded (`data.on_unreadable: skip`), train and test."""
+    unreadable_examples: tuple[str, ...] = ()
+    """The first few of them (paths)."""
 
     @cached_property
     def digest(self) -> str:

@@ -87,8 +87,11 @@ class StageRun:
     def _log_table(self, table: pd.DataFrame, name: str) -> None:
         mlflow.log_table(data=table, artifact_file=name)
 
-    def log_dataset(self, name: str, root: Optional[str], digest: str, sizes: dict[str, int]) -> None:
-        """The training data as an MLflow dataset input (name, where it lives, content digest, split sizes)."""
+    def log_dataset(
+        self, name: str, root: Optional[str], digest: str, sizes: dict[str, int], unreadable: int = 0
+    ) -> None:
+        """The training data as an MLflow dataset input (name, where it lives, content digest, split sizes, and how
+        many undecodable image files were left out where there were any)."""
         from mlflow.data.code_dataset_source import CodeDatasetSource
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
@@ -99,7 +102,11 @@ class StageRun:
             warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple")
             source = resolve_dataset_source(root) if root else CodeDatasetSource({"loader": name})
         dataset = MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]  # profile is optional
-        mlflow.log_input(dataset, context="training", tags={f"{split}_images": str(n) for split, n in sizes.items()})
+        tags = {f"{split}_images": str(n) for split, n in sizes.items()}
+        if unreadable:
+            tags["unreadable_images_left_out"] = str(unreadable)
+            mlflow.set_tag("unreadable_images_left_out", str(unreadable))
+        mlflow.log_input(dataset, context="training", tags=tags)
 
     def log_model(self, model: torch.nn.Module, example: np.ndarray, registered_name: str, saved_at: Path) -> None:
         """Log `model` (MLflow's PyTorch flavour, with a signature and an input example) and register it as
@@ -155,7 +162,9 @@ class NullRun(StageRun):
     def _log_table(self, table: pd.DataFrame, name: str) -> None:
         pass
 
-    def log_dataset(self, name: str, root: Optional[str], digest: str, sizes: dict[str, int]) -> None:
+    def log_dataset(
+        self, name: str, root: Optional[str], digest: str, sizes: dict[str, int], unreadable: int = 0
+    ) -> None:
         pass
 
     def log_model(self, model: torch.nn.Module, example: np.ndarray, registered_name: str, saved_at: Path) -> None:

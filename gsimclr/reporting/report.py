@@ -235,9 +235,20 @@ def figure_links(names: list[str]) -> str:
 def provenance_section(outputs: list[SeedOutputs], landing: str) -> list[str]:
     """Which MLflow run produced each number, how long it took, on which device and machine, and the way into
     MLflow's side-by-side view (`landing`)."""
+    unreadable = max((rec.get("unreadable_images", 0) for o in outputs for rec in o.records.values()), default=0)
+    left_out = (
+        [
+            f"{unreadable} image file(s) of the dataset could not be decoded and were left out "
+            "(`data.on_unreadable: skip`; their paths: `meta.json` of the prepared dataset).",
+            "",
+        ]
+        if unreadable
+        else []
+    )
     return [
         "## Provenance",
         "",
+        *left_out,
         "| stage | seed | MLflow run | wall time (s) | device |",
         "| --- | ---: | --- | ---: | --- |",
         *[

@@ -73,6 +73,10 @@ class DataConfig(Section):
     1/ratio of it. 1 keeps the split as it is. The test split is never touched."""
     imbalance_seed: NonNegativeInt = 0
     """Which images the long-tailed split keeps; fixed across `seeds`, so every run sees the same data."""
+    on_unreadable: Literal["skip", "error"] = "skip"
+    """imagefolder: an image that cannot be decoded (zero bytes, truncated, a decompression bomb, text named .png)
+    is left out and counted -- in the prepared metadata, every stage's MLflow run and results.md -- or, with
+    `error`, stops `prepare` with one line naming it."""
 
     @property
     def stored_side(self) -> int:

@@ -43,6 +43,9 @@ class StageContext:
     started: float = field(default_factory=time.time)
     stream: Stream = "auto"
     """Whether splits are copied onto the device or streamed from the prepared arrays (`device_images`)."""
+    learned: dict[str, int] = field(default_factory=dict)
+    """Facts the stage learns as it runs that its run record keeps (`unreadable_images`: image files of the dataset
+    left out as undecodable, from `log_training_data`)."""
 
     def dataset(self) -> ImageSplits:
         """The stage's data: the `prepare` stage's memory-mapped arrays where they exist, else decoded now."""
@@ -106,7 +109,9 @@ def log_training_data(tracker: StageRun, ctx: StageContext, data: ImageSplits) -
     cfg = ctx.params.data
     name = cfg.name if cfg.name != "imagefolder" or not cfg.root else f"imagefolder-{Path(cfg.root).name}"
     sizes = {"train": len(data.train_y), "test": len(data.test_y)}
-    tracker.log_dataset(name, cfg.root, data.digest, sizes)
+    tracker.log_dataset(name, cfg.root, data.digest, sizes, data.unreadable)
+    if data.unreadable:
+        ctx.learned["unreadable_images"] = data.unreadable
 
 
 def model_example(images: DeviceImages) -> np.ndarray:
@@ -137,6 +142,7 @@ def finish(
             "wall_s": round(time.time() - ctx.started, 1),
             "device": str(ctx.device),
             "hardware": hardware(),
+            **ctx.learned,
         },
     )
     for files in trained:

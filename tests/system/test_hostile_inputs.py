@@ -1,5 +1,6 @@
 """No silent wrong results and no code from data files (issue 13): each case fails before its fix."""
 
+import json
 import os
 import pickle
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_PARAMS, write_cifar_fixture, write_image_folder, write_params
+from mlflow.tracking import MlflowClient
 from torch import nn
 from typer.testing import CliRunner
 
@@ -275,3 +277,45 @@ def test_the_resume_identity_covers_the_training_data(tmp_path):
         Params(autoencoder={"lr": 0.01}), "autoencoder", None, 0, Layout(tmp_path), torch.device("cpu")
     )
     assert other.config_hash(original) != ctx.config_hash(original)  # a declared param is part of the identity
+
+
+def write_unreadable_images(root: Path) -> None:
+    """A zero-byte file, a truncated PNG and text named .png among the readable images."""
+    from PIL import Image
+
+    (root / "train" / "cat" / "empty.jpg").write_bytes(b"")
+    Image.new("RGB", (20, 14), (10, 200, 10)).save(root / "train" / "cat" / "whole.png")
+    data = (root / "train" / "cat" / "whole.png").read_bytes()
+    (root / "train" / "dog" / "truncated.png").write_bytes(data[: len(data) // 2])
+    (root / "test" / "dog" / "notes.png").write_text("not an image")
+
+
+def test_unreadable_images_are_counted_where_a_user_looks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image_folder(tmp_path / "data", per_class=6)
+    write_unreadable_images(tmp_path / "data")
+    params = image_folder_params(tmp_path)
+    result = gsimclr(params, "prepare")
+    assert result.exit_code == 0, result.output
+    assert "3 unreadable image file(s) left out (first: " in result.output
+    meta = json.loads(next((tmp_path / "prepared").glob("*/meta.json")).read_text())
+    assert meta["unreadable"] == 3 and len(meta["unreadable_examples"]) == 3
+    assert any(path.endswith("empty.jpg") for path in meta["unreadable_examples"])
+    result = gsimclr(params, "autoencoder")  # a stage's run record and MLflow run carry the count
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "runs" / "seed0" / "autoencoder.json").read_text())["unreadable_images"] == 3
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.stage = 'autoencoder'")
+    assert run.data.tags["unreadable_images_left_out"] == "3"
+
+
+def test_on_unreadable_error_stops_prepare_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_image_folder(tmp_path / "data", per_class=6)
+    write_unreadable_images(tmp_path / "data")
+    params = params_with(
+        tmp_path,
+        data={"name": "imagefolder", "root": str(tmp_path / "data"), "image_size": 8, "on_unreadable": "error"},
+    )
+    one_line_error(gsimclr(params, "prepare"), "unreadable image")
+    assert not (tmp_path / "prepared").exists()
