@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,11 +169,46 @@ def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
     assert loaded == "(5, 256)"
 
 
-def test_changing_a_guidance_param_reruns_only_the_g_simclr_arm(project):
-    """Guidance is the one difference between the arms: SimCLR, the controls and the supervised reference stay."""
+def project_processes(root: Path) -> dict[int, str]:
+    """PID -> command line of every process working in `root` (Linux)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cwd").resolve() == root.resolve():
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+    return found
+
+
+def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="reads process working directories from /proc")
+def test_changing_a_guidance_param_reruns_only_the_g_simclr_arm_even_after_a_kill(project):
+    """Guidance is the one difference between the arms: SimCLR, the controls and the supervised reference stay.
+    The first scheduler is refused a twin, then SIGKILLed mid-pretraining: no stage of it survives it, and the
+    re-run rebuilds exactly what the change needs."""
     root, env = project
     params = dict(TINY_PARAMS, seeds=SEEDS, guidance={**TINY_PARAMS["guidance"], "false_negatives": "cancel"})
     write_params(root / "params.yaml", params)
+    first = subprocess.Popen(
+        ["gsimclr", "repro"], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    training = lambda: any("pretrain --method gsimclr" in cmd for cmd in project_processes(root).values())  # noqa: E731
+    assert wait_until(training, 300), project_processes(root)
+    twin = subprocess.run(["gsimclr", "repro"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert twin.returncode == 2 and twin.stderr.startswith(
+        f"error: another study is running in this project: PID {first.pid}"
+    ), twin.stderr
+    assert "Traceback" not in twin.stderr and len(twin.stderr.strip().splitlines()) == 1
+    first.kill()
+    first.wait()
+    assert wait_until(lambda: not project_processes(root), 5), project_processes(root)
     output = sh(["gsimclr", "repro"], root, env)
     assert ran(output) == per_seed("pretrain_gsimclr", "evaluate@gsimclr") | {"prepare", "compare"}
 
