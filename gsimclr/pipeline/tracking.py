@@ -193,11 +193,13 @@ def stage_run(
     seed: Optional[int] = None,
     resume_run_id: Optional[str] = None,
     enabled: bool = True,
+    oracle: bool = False,
 ) -> Iterator[StageRun]:
     """Open (or, when resuming a checkpoint, reopen) the MLflow run of one stage x method x seed.
 
     `config`: the params the stage declares, logged as the run's params and `config.json`.
-    `enabled=False` (data-parallel ranks other than 0) yields a `NullRun`.
+    `enabled=False` (data-parallel ranks other than 0) yields a `NullRun`. `oracle`: the run trains or evaluates
+    the oracle bound (`guidance.labels: oracle`): its name, tags, description and every metric name say so.
     """
     if not enabled:
         yield NullRun()
@@ -213,7 +215,6 @@ def stage_run(
     if method:
         tags["method"] = method
     run_name = "-".join([stage, *([method] if method else []), *([f"seed{seed}"] if seed is not None else [])])
-    oracle = method == "gsimclr" and params.guidance.labels == "oracle"
     if oracle:  # the upper bound is never mistaken for a method, in the run list or in a metric chart
         tags |= {"guidance.labels": "oracle", "upper_bound": ORACLE_LABEL, "mlflow.note.content": ORACLE_LABEL}
         run_name = f"{ORACLE_PREFIX}-{run_name}"

@@ -187,15 +187,29 @@ class Evaluation:
         return train, test
 
 
-def load_pretrained(ctx: StageContext, method: Method, channels: int) -> SimCLRNet:
-    """The `pretrain` stage's network of this seed; a missing or mismatched file is a one-line error."""
-    return load_upstream(
+def load_pretrained(ctx: StageContext, method: Method, channels: int) -> tuple[SimCLRNet, dict[str, Any]]:
+    """The `pretrain` stage's network of this seed and the params it was trained with; a missing or mismatched
+    file is a one-line error."""
+    trained_with: dict[str, Any] = {}
+
+    def network(state: dict) -> SimCLRNet:
+        trained_with.update(state.get("config") or {})
+        return build.simclr_net(ctx.params.model, channels)
+
+    net = load_upstream(
         ctx.layout.pretrained(method),
         "pretrained model",
         f"gsimclr pretrain --method {method}",
-        lambda state: build.simclr_net(ctx.params.model, channels),
+        network,
         "was trained with another model config",
-    ).to(ctx.device)
+    )
+    return net.to(ctx.device), trained_with
+
+
+def is_oracle(trained_with: dict[str, Any]) -> bool:
+    """Whether a network was pretrained as the oracle bound (`guidance.labels: oracle`, read from its checkpoint:
+    `evaluate` declares no guidance params, and need not)."""
+    return (trained_with.get("guidance") or {}).get("labels") == "oracle"
 
 
 def _state_fingerprint(module: nn.Module) -> list[torch.Tensor]:
@@ -221,14 +235,13 @@ def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
     params = ctx.params
     data = ctx.dataset()
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
-    pretrained = load_pretrained(ctx, method, data.channels) if is_pretrained(method) else None
+    pretrained, trained_with = load_pretrained(ctx, method, data.channels) if is_pretrained(method) else (None, {})
     resumed = [
         resumable_run_id(classifier_loop(ctx, data, method, name, getattr(params.evaluate, name)))
         for name in trained_classifiers(method)
     ]
-    with stage_run(
-        STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=next((r for r in resumed if r), None)
-    ) as tracker:
+    resume = next((r for r in resumed if r), None)
+    with stage_run(STAGE, params, ctx.config, method, ctx.seed, resume, oracle=is_oracle(trained_with)) as tracker:
         log_training_data(tracker, ctx, data)
         run = Evaluation(ctx, data, split, tracker, method)
         if method == "supervised":
@@ -262,7 +275,7 @@ def screen(ctx: StageContext, method: Method) -> dict[str, float]:
     params = ctx.params
     data = ctx.dataset()
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
-    net = load_pretrained(ctx, method, data.channels).eval()
+    net = load_pretrained(ctx, method, data.channels)[0].eval()
     images = ctx.on_device(data.train_x)
     features = map_batches(lambda i: net.representations(to_float(images[i])), len(images), 512, "features")
     y, cfg = data.train_y.numpy(), params.evaluate.linear

@@ -202,9 +202,9 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     batches = epoch_batches(ctx, len(images), labels)
     step = contrastive_step(ctx, method, model, images, labels, world)
     loop = pretrain_loop(ctx, method, data, world)
-    with stage_run(
-        STAGE, params, ctx.config, method, seed=ctx.seed, resume_run_id=resumable_run_id(loop), enabled=world.is_main
-    ) as tracker:
+    oracle = method == "gsimclr" and params.guidance.labels == "oracle"
+    resume = resumable_run_id(loop)
+    with stage_run(STAGE, params, ctx.config, method, ctx.seed, resume, world.is_main, oracle) as tracker:
         log_training_data(tracker, ctx, data)
         tracker.set_tag("precision", step.precision)
         result = fit(

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 from conftest import TINY_PARAMS, write_params
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
@@ -170,6 +171,11 @@ def test_only_the_oracle_trains_on_the_true_labels(tmp_path, monkeypatch, source
     assert again.exit_code == 0, again.output
     losses = training_losses(tmp_path)  # the log keeps both runs
     assert (losses[:2] == losses[2:]) == (source != "oracle"), losses
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
+    named = run.info.run_name.startswith("oracle_bound-pretrain-gsimclr")
+    metrics_named = all(key.startswith("oracle_bound/") for key in run.data.metrics)
+    assert named == metrics_named == (source == "oracle"), (run.info.run_name, sorted(run.data.metrics)[:3])
 
 
 def test_network_labels_train_as_simclr_until_the_warm_up_ends(tmp_path, monkeypatch):
