@@ -127,7 +127,7 @@ class StageRun:
                 signature=infer_signature(example, output),
                 input_example=example,
                 registered_model_name=registered_name,
-                pip_requirements=[f"torch=={torch.__version__}", f"gsimclr=={package_version('gsimclr')}"],
+                pip_requirements=model_requirements(),
                 # The signature is given; MLflow's own check would load the model back and compare every package
                 # with the environment (3-5 s per stage on a 2-core CPU). tests/ load the registered model instead.
                 validate_serving_input=False,
@@ -229,6 +229,12 @@ def stage_run(
             mlflow.log_params({**flat(config), **({"seed": seed} if seed is not None else {})})
             mlflow.log_dict(config, "config.json")
         yield StageRun(run.info.run_id, experiment_id, metric_prefix=f"{ORACLE_PREFIX}/" if oracle else "")
+
+
+def model_requirements() -> list[str]:
+    """What a logged model needs: torch by its public version, without the local build tag (`2.14.1+cu130`), so a
+    CPU-only or a CUDA build of that version loads it without MLflow's mismatch warning; and this package."""
+    return [f"torch=={torch.__version__.split('+')[0]}", f"gsimclr=={package_version('gsimclr')}"]
 
 
 def link_runs(parent_run_id: Optional[str], child_run_ids: list[str]) -> None:

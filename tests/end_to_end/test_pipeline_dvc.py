@@ -148,25 +148,23 @@ def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
     assert "gsimclr_minus_simclr/P3/test_acc/mean" in out["compare"] and "simclr/P3/test_acc/ci95" in out["compare"]
     assert out["inputs"] == ["digits"]
     model = "models:/gsimclr-digits-gsimclr@newest"
-    loaded = (
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import mlflow, torch; mlflow.set_tracking_uri('sqlite:///"
-                + str(root / "mlruns" / "mlflow.db")
-                + f"'); net = mlflow.pytorch.load_model('{model}'); print(tuple(net(torch.rand(5, 1, 8, 8)).shape))",
-            ],
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
+    loading = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mlflow, torch; mlflow.set_tracking_uri('sqlite:///"
+            + str(root / "mlruns" / "mlflow.db")
+            + f"'); net = mlflow.pytorch.load_model('{model}'); print(tuple(net(torch.rand(5, 1, 8, 8)).shape))",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert loaded == "(5, 256)"
+    assert loading.stdout.strip().splitlines()[-1] == "(5, 256)"
+    # torch's requirement carries no local build tag (+cu130), so this environment's torch matches it silently
+    assert "mismatches between the model's dependencies" not in loading.stderr, loading.stderr[-2000:]
 
 
 def project_processes(root: Path) -> dict[int, str]:
