@@ -18,15 +18,13 @@ LOSS_WORDS = {
 def label_source(params: Params) -> str:
     """Where the guided arm's labels came from, in words."""
     g, c = params.guidance, params.cluster
-    k = g.refresh_k or c.k
-    where = "backbone" if g.refresh_features == "backbone" else "projection-head"
-    refreshed = f"k-means (k={k}) of the network's own {where} embeddings, re-clustered every {g.refresh_every} epochs"
+    own = f"the model's own {g.refresh_features} embeddings (k={g.refresh_k or c.k})"
     if g.labels == "oracle":
         return f"the true training labels: {ORACLE_LABEL}"
     if g.labels == "network":
-        return refreshed
+        return f"k-means of {own}, re-clustered every {g.refresh_every} epochs"
     source = f"k-means (k={c.k}) on {'raw pixels' if c.features == 'pixels' else 'autoencoder features'}"
-    return source + (f", then {refreshed}" if g.refresh_every else "")
+    return source + (f", re-clustered from {own} every {g.refresh_every} epochs" if g.refresh_every else "")
 
 
 def arm_description(params: Params) -> str:

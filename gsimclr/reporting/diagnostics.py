@@ -28,13 +28,14 @@ def diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
     losses = {m: mean(o.pretrain[m].loss for o in outputs) for m in METHODS}
     guided = [o.pretrain["gsimclr"] for o in outputs]
     refreshed = []
-    if params.guidance.labels != "autoencoder" or params.guidance.refresh_every:
-        nmi, purity = (
-            mean(getattr(m, key) or 0.0 for m in guided) for key in ("pseudo_label_nmi", "pseudo_label_purity")
+    if params.guidance.labels == "network" or params.guidance.refresh_every:
+        nmi = mean(m.pseudo_label_nmi or 0.0 for m in guided)
+        purity = (
+            f", purity {mean(m.pseudo_label_purity or 0.0 for m in guided)}" if guided[0].pseudo_label_purity else ""
         )
         refreshed = [
-            f"- The guided arm's own labels ({params.guidance.labels}, last pretraining epoch): NMI {nmi}, purity "
-            f"{purity} (the autoencoder's above: NMI {cluster['nmi'].mean:.3f})."
+            f"- Pseudo labels re-clustered from the model: NMI {nmi}{purity} at the last pretraining epoch "
+            f"(the autoencoder's above: NMI {cluster['nmi'].mean:.3f})."
         ]
     if all(m.false_negatives_removed is not None for m in guided):
         negatives = mean(m.same_class_negatives_per_batch or 0.0 for m in guided)

@@ -48,8 +48,8 @@ def test_compare_reports_balanced_accuracy_and_the_options_of_the_guided_arm(tmp
     assert "Balanced accuracy — long-tailed training split (imbalance ratio 5)" in results
     assert (
         "G-SimCLR arm: guided batches, debiased NT-Xent (tau_plus=0.1); pseudo labels from k-means (k=16) on "
-        "autoencoder features, re-clustered from the model's own embeddings every 1 epochs. Training split "
-        "long-tailed (imbalance ratio 5)."
+        "autoencoder features, re-clustered from the model's own backbone embeddings (k=16) every 1 epochs. "
+        "Training split long-tailed (imbalance ratio 5)."
     ) in results
     assert "- Pseudo labels re-clustered from the model: NMI " in results
     assert "| class | SimCLR P3 | G-SimCLR P3 |" in results

@@ -36,7 +36,7 @@ def rows(guided: list[float]) -> list[ResultRow]:
                 "refresh_k": 10,
             },
             "G-SimCLR arm: random batches, NT-Xent without same-cluster negatives (cancelled; Huynh et al. 2022) after "
-            "2 epochs of plain SimCLR; pseudo labels from k-means (k=10) of the network's own backbone embeddings, "
+            "2 epochs of plain SimCLR; pseudo labels from k-means of the model's own backbone embeddings (k=10), "
             "re-clustered every 2 epochs.",
         ),
         (
