@@ -21,10 +21,12 @@ declare -A VARIANTS=(
   [oracle-cancel]="labels=oracle batches=random false_negatives=cancel"
   [oracle-attract]="labels=oracle batches=random false_negatives=attract"
   [network-cancel]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10"
-  [network-attract]="labels=network batches=random false_negatives=attract warmup_epochs=2 refresh_every=2 refresh_k=100"
+  # the projection head's embeddings track the classes better than the backbone's (docs/guidance.md)
+  [network-cancel-head]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head"
+  [network-attract-head]="labels=network batches=random false_negatives=attract warmup_epochs=2 refresh_every=2 refresh_k=100 refresh_features=head"
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-attract)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-attract-head)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MLFLOW_DISABLE_TELEMETRY=true
 
 mkdir -p "$STUDY"

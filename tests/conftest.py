@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +107,19 @@ def write_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 4, s
                 ext = "png" if i % 2 else "jpg"
                 Image.fromarray(pixels).save(folder / f"{i}.{ext}")
     return root
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie waiting to be reaped (Linux)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll `condition` until it holds or `seconds` pass; returns whether it holds."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()

@@ -5,12 +5,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_PARAMS, write_params
+from conftest import REPO, TINY_PARAMS, wait_until, write_params
 
 pytestmark = pytest.mark.slow
 SEEDS = [0, 1]
@@ -177,13 +176,6 @@ def project_processes(root: Path) -> dict[int, str]:
         except OSError:  # ended meanwhile, or not ours to read
             continue
     return found
-
-
-def wait_until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return condition()
 
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="reads process working directories from /proc")

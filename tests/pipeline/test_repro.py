@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, alive
 
 from gsimclr.pipeline.repro import Graph, Outcome, Pipeline, default_jobs, run_graph, stage_graph
 from gsimclr.system.errors import UserError
@@ -172,14 +172,6 @@ def test_an_unknown_stage_is_one_line_and_exit_2(monkeypatch):
     assert result.output.strip().splitlines() == [
         "error: no stage named autoencoder@9 in dvc.yaml (`dvc stage list` names them)"
     ]
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie waiting to be reaped (Linux)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")

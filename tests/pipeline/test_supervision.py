@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from conftest import alive, wait_until
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
@@ -19,21 +19,6 @@ from gsimclr.pipeline.study_lock import one_study_at_a_time
 from gsimclr.system.errors import UserError
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie waiting to be reaped (Linux)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
 
 
 SCHEDULER = textwrap.dedent(
@@ -59,12 +44,12 @@ SCHEDULER = textwrap.dedent(
 def test_stages_end_when_the_scheduler_is_killed(tmp_path):
     scheduler = subprocess.Popen([sys.executable, "-c", SCHEDULER, str(tmp_path)])
     stages = [tmp_path / "a", tmp_path / "b"]
-    assert wait_for(lambda: all(p.exists() and p.read_text() for p in stages), 60)
+    assert wait_until(lambda: all(p.exists() and p.read_text() for p in stages), 60)
     grandchildren = [int(p.read_text()) for p in stages]
     assert all(alive(pid) for pid in grandchildren)
     scheduler.send_signal(signal.SIGKILL)  # no cleanup of the scheduler's runs: only the supervisors can act
     scheduler.wait()
-    assert wait_for(lambda: not any(alive(pid) for pid in grandchildren), 5), "a stage outlived its scheduler"
+    assert wait_until(lambda: not any(alive(pid) for pid in grandchildren), 5), "a stage outlived its scheduler"
 
 
 def test_a_second_study_in_the_project_is_refused_with_the_running_one_named(tmp_path, monkeypatch):
@@ -109,7 +94,7 @@ def test_dvc_s_busy_output_is_relayed_with_its_cause_and_without_the_advice_to_d
     )
     first = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=tmp_path, env=env, start_new_session=True)
     try:
-        assert wait_for(lambda: (tmp_path / ".dvc" / "tmp" / "rwlock").exists(), 60)
+        assert wait_until(lambda: (tmp_path / ".dvc" / "tmp" / "rwlock").exists(), 60)
         log = tmp_path / "slow.log"
         with log.open("w") as handle:
             second = subprocess.run(
