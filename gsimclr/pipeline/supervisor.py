@@ -21,6 +21,10 @@ from typing import Any
 
 POLL_SECONDS = 0.25
 """How often the supervisor checks that its scheduler is still its parent."""
+GRACE_SECONDS = 2.0
+"""How long the stage has to stop on its own (write its last line, close its MLflow run) once its scheduler is gone,
+before the group is killed: a loaded machine can take seconds to tear a torch process down, and nobody waits for it.
+Checkpoints and outputs are written atomically, so the kill loses nothing already written."""
 
 
 def stop_group(*_: Any) -> None:
@@ -35,13 +39,21 @@ def supervise(scheduler: int, command: list[str]) -> int:
     child = subprocess.Popen(command)
     signal.signal(signal.SIGTERM, stop_group)
     signal.signal(signal.SIGINT, stop_group)
-    stopped = False
     while child.poll() is None:
-        if not stopped and os.getppid() != scheduler:  # re-parented: the scheduler has died
-            stop_group()
-            stopped = True
+        if os.getppid() != scheduler:  # re-parented: the scheduler has died, and no one will wait for the stage
+            orphaned()
         time.sleep(POLL_SECONDS)
+    if os.getppid() != scheduler:
+        orphaned()  # DVC ended at once; the stage it ran may still be stopping
     return child.returncode
+
+
+def orphaned() -> None:
+    """The scheduler is gone: ask the group to stop, give it `GRACE_SECONDS`, then kill what is left, the
+    supervisor included (its work ends with the group)."""
+    stop_group()
+    time.sleep(GRACE_SECONDS)
+    os.killpg(0, signal.SIGKILL)
 
 
 if __name__ == "__main__":
