@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsimclr.method.losses import FalseNegatives, nt_xent
+from gsimclr.method.losses import LABELLED_LOSSES, FalseNegatives, nt_xent
 
 Precision = Literal["fp32", "bf16"]
 
@@ -80,7 +80,7 @@ class ContrastiveStep:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             z1, z2 = self.model(torch.cat([self.augment(x), self.augment(x)])).float().chunk(2)
         labels = self.batch_pseudo_labels(batch)
-        uses_labels = self.false_negatives in ("cancel", "attract")
+        uses_labels = self.false_negatives in LABELLED_LOSSES
         loss = nt_xent(
             self.shards.gather(z1, sizes),
             self.shards.gather(z2, sizes),
@@ -93,7 +93,7 @@ class ContrastiveStep:
 
     def batch_pseudo_labels(self, batch: np.ndarray) -> Optional[torch.Tensor]:
         """The whole batch's pseudo labels where the loss reads them (`cancel`, `attract`), else None."""
-        if self.false_negatives not in ("cancel", "attract") or self.pseudo_labels is None:
+        if self.false_negatives not in LABELLED_LOSSES or self.pseudo_labels is None:
             return None
         current = self.pseudo_labels()
         return None if current is None else torch.as_tensor(current[batch])

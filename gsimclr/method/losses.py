@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 FalseNegatives = Literal["keep", "cancel", "attract", "debiased"]
+LABELLED_LOSSES: tuple[FalseNegatives, ...] = ("cancel", "attract")
+"""The `false_negatives` choices whose loss reads pseudo labels (the others need none)."""
 
 
 def contrastive_loss(

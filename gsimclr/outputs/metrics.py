@@ -198,7 +198,7 @@ def epoch_curves(metrics: dict[str, float], prefix: str = "") -> dict[str, float
 def write_results(path: Path, rows: list[ResultRow]) -> None:
     """The table; the `guided_by` column only where an arm has a label source other than the paper's, so the
     paper's studies keep the columns they always had."""
-    columns = RESULT_COLUMNS if any(row.guided_by for row in rows) else RESULT_COLUMNS[:-1]
+    columns = [c for c in RESULT_COLUMNS if c != "guided_by" or any(row.guided_by for row in rows)]
     write_csv(
         path, [{key: value for key, value in asdict(row).items() if key in columns} for row in rows], columns=columns
     )

@@ -16,6 +16,7 @@ from gsimclr.data.device_images import DeviceImages, reading_ahead
 from gsimclr.data.splits import ImageSplits, split_indices, to_float
 from gsimclr.evaluation.knn import KnnMonitor
 from gsimclr.method.contrastive_step import ContrastiveStep, Precision
+from gsimclr.method.losses import LABELLED_LOSSES
 from gsimclr.method.pseudo_labels import PseudoLabels, read_pseudo_labels
 from gsimclr.method.samplers import BatchDiagnostics, EpochBatches, RandomBatchSampler
 from gsimclr.models import build
@@ -120,7 +121,7 @@ def batch_diagnostics(
     if method == "simclr" or labels is None:  # SimCLR never reads the guidance section
         return BatchDiagnostics(data.train_y.numpy())
     guidance = ctx.params.guidance
-    uses_labels = guidance.false_negatives in ("cancel", "attract")
+    uses_labels = guidance.false_negatives in LABELLED_LOSSES
     beyond_paper = uses_labels or guidance.refresh_every > 0 or guidance.labels != "autoencoder"
     return BatchDiagnostics(
         data.train_y.numpy(), lambda: labels.current, loss_uses_labels=uses_labels, detailed=beyond_paper
