@@ -123,7 +123,7 @@ def evaluate(
         bool,
         typer.Option(
             "--screen",
-            help="Screening: a pretrained model's linear probes on the validation split only (no fine-tune, the test "
+            help="Screening: a network's linear probes on the validation split only (no fine-tune, the test "
             "split untouched), to choose variants; writes metrics/seed<N>/screen_<method>.json.",
         ),
     ] = False,
@@ -138,8 +138,8 @@ def evaluate(
 
     if screen:
         with reported_errors():
-            if not is_pretrained(method):
-                raise UserError(f"--screen evaluates a pretrained model (--method simclr or gsimclr), not {method}")
+            if not is_pretrained(method) and method != "random_init":
+                raise UserError(f"--screen evaluates a network (--method simclr, gsimclr or random_init), not {method}")
         found = _run(ctx, "evaluate", run_screen, method)
         typer.echo(f"{method} (validation split): " + ", ".join(f"{k} {v:.4f}" for k, v in found.items()))
         return

@@ -267,15 +267,17 @@ def evaluate(ctx: StageContext, method: EvalMethod) -> EvaluationMetrics:
     return scores
 
 
-def screen(ctx: StageContext, method: Method) -> dict[str, float]:
+def screen(ctx: StageContext, method: EvalMethod) -> dict[str, float]:
     """Screening a pretrained candidate on the validation split alone: the linear probe at P1/P2/P3 (C chosen on
     the validation split, as `evaluate` does) and nothing else -- no fine-tune, the test split never read -- so a
-    study can choose its variants for the full runs without spending the test set. Writes
+    study can choose its variants for the full runs without spending the test set; `random_init` screens the
+    untrained network, the control under the same probe. Writes
     `metrics/seed<N>/screen_<method>.json`; the kNN monitor's curve is already in the pretraining run."""
     params = ctx.params
     data = ctx.dataset()
     split = split_indices(len(data.train_y), params.data.val_fraction, ctx.seed, labels=data.train_y)
-    net = load_pretrained(ctx, method, data.channels)[0].eval()
+    untrained = build.simclr_net(params.model, data.channels).to(ctx.device)  # the control, from the run's seed
+    net = (load_pretrained(ctx, method, data.channels)[0] if is_pretrained(method) else untrained).eval()
     images = ctx.on_device(data.train_x)
     features = map_batches(lambda i: net.representations(to_float(images[i])), len(images), 512, "features")
     y, cfg = data.train_y.numpy(), params.evaluate.linear

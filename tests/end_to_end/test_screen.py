@@ -44,5 +44,5 @@ def test_screening_a_control_is_a_one_line_error(tmp_path, monkeypatch):
     write_params(tmp_path / "params.yaml", TINY_PARAMS)
     result = runner.invoke(app, ["evaluate", "--method", "pixels", "--screen"])
     assert result.exit_code == 2 and result.output.strip().splitlines() == [
-        "error: --screen evaluates a pretrained model (--method simclr or gsimclr), not pixels"
+        "error: --screen evaluates a network (--method simclr, gsimclr or random_init), not pixels"
     ]
