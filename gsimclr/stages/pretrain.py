@@ -26,7 +26,7 @@ from gsimclr.outputs.metrics import PretrainMetrics, epoch_curves
 from gsimclr.pipeline.tracking import StageRun, stage_run
 from gsimclr.pipeline.tracking_names import registered_model_name
 from gsimclr.settings.config import PretrainConfig
-from gsimclr.settings.names import Method, Stage
+from gsimclr.settings.names import ORACLE_PREFIX, Method, Stage
 from gsimclr.stages.context import StageContext, finish, log_training_data, model_example
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import save_torch, write_csv, write_json
@@ -261,5 +261,8 @@ def save_outputs(
         plots.loss_curves(history, ["loss"], f"{method}: NT-Xent loss (T={temperature})"),
         layout.pretrain_loss(method, "png"),
     )
-    tracker.log_model(net.backbone, example, registered_model_name(ctx.params, method), layout.pretrained(method))
+    # the oracle bound's backbone is registered under a name of its own, never as the method's newest version
+    oracle = method == "gsimclr" and ctx.params.guidance.labels == "oracle"  # SimCLR never reads guidance
+    registry = f"{ORACLE_PREFIX}-{method}" if oracle else method
+    tracker.log_model(net.backbone, example, registered_model_name(ctx.params, registry), layout.pretrained(method))
     finish(ctx, STAGE, tracker.run_id, method, trained=[ctx.layout.pretrain_training(method)])

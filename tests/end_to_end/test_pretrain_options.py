@@ -176,6 +176,8 @@ def test_only_the_oracle_trains_on_the_true_labels(tmp_path, monkeypatch, source
     named = run.info.run_name.startswith("oracle_bound-pretrain-gsimclr")
     metrics_named = all(key.startswith("oracle_bound/") for key in run.data.metrics)
     assert named == metrics_named == (source == "oracle"), (run.info.run_name, sorted(run.data.metrics)[:3])
+    registered = {m.name for m in client.search_registered_models()}
+    assert ("gsimclr-digits-oracle_bound-gsimclr" in registered) == (source == "oracle"), registered
 
 
 def test_network_labels_train_as_simclr_until_the_warm_up_ends(tmp_path, monkeypatch):
