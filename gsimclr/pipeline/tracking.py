@@ -117,7 +117,10 @@ class StageRun:
         import mlflow.pytorch  # imported here: it costs every stage's start-up otherwise
         from mlflow.models import infer_signature
 
-        model = copy.deepcopy(model).cpu().eval()
+        # Logged in the standard memory layout: torch.export saves a channels-last weight (a permuted view of its
+        # storage) with the warning "No complete tensor found in the group!", and the layout is a training speed
+        # choice of this machine's, not part of the model.
+        model = copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
         with torch.no_grad():
             output = model(torch.from_numpy(example)).numpy()
         try:

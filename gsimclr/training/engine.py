@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from gsimclr.system.errors import TrainingDivergedError
 from gsimclr.training import checkpoint
 from gsimclr.training.checkpoint import ResumeState, Selection
+from gsimclr.training.heartbeat import Heartbeat
 
 Batch = TypeVar("Batch")
 Metrics = dict[str, float]
@@ -67,6 +68,8 @@ class LoopConfig:
     mode: Literal["min", "max"] = "min"
     patience: Optional[int] = None
     log_every: int = 20
+    heartbeat_s: float = 60.0
+    """Without a terminal (a log file): a progress line inside an epoch at most this many seconds apart."""
 
 
 @dataclass
@@ -119,7 +122,9 @@ def _format(metrics: Metrics) -> str:
     return " ".join(f"{key}={value:.4g}" for key, value in metrics.items())
 
 
-def train_epoch(run: Training[Batch], batches: Sequence[Batch], bar: Any, log_every: int) -> Metrics:
+def train_epoch(
+    run: Training[Batch], batches: Sequence[Batch], bar: Any, log_every: int, heartbeat: Optional[Heartbeat] = None
+) -> Metrics:
     """One pass over `batches`: forward, backward, optimizer and scheduler step; mean of every output."""
     run.model.train()
     sums: dict[str, torch.Tensor] = {}
@@ -134,6 +139,8 @@ def train_epoch(run: Training[Batch], batches: Sequence[Batch], bar: Any, log_ev
             sums[key] = sums.get(key, 0) + value.detach()
         if i % log_every == 0 and not bar.disable:
             bar.set_postfix(loss=f"{sums['loss'].item() / i:.4f}", batch=f"{i}/{len(batches)}")
+        if heartbeat is not None:
+            heartbeat.step(i, len(batch) if hasattr(batch, "__len__") else 0)
     return {key: float(value) / len(batches) for key, value in sums.items()}
 
 
@@ -191,7 +198,9 @@ def fit(run: Training[Batch], loop: LoopConfig) -> FitResult:
     for epoch in range(progress.epoch + 1, loop.epochs + 1):
         torch.manual_seed(epoch_seed(loop.seed, epoch))
         batches = run.batches(epoch)
-        metrics = train_epoch(run, batches, bar, loop.log_every)
+        quiet = bar.disable and loop.writer  # a log file, not a terminal: a line a minute inside the epoch
+        heartbeat = Heartbeat(loop.desc, epoch, loop.epochs, len(batches), loop.heartbeat_s) if quiet else None
+        metrics = train_epoch(run, batches, bar, loop.log_every, heartbeat)
         check_finite(run, loop, epoch, metrics["loss"])
         metrics = measure(run, batches, epoch, metrics)
         history.append({"epoch": epoch, **metrics})

@@ -1,5 +1,7 @@
 """The shared training loop: resume is bit-identical, divergence stops with the last good checkpoint kept."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from torch import nn
 from gsimclr.method.samplers import epoch_rng, shuffled_batches
 from gsimclr.system.errors import TrainingDivergedError
 from gsimclr.training.engine import LoopConfig, Training, fit
+from gsimclr.training.heartbeat import Heartbeat
 
 X = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
 Y = X @ torch.randn(5, 1, generator=torch.Generator().manual_seed(1))
@@ -94,3 +97,28 @@ def test_the_epoch_log_needs_no_checkpoint_to_have_made_its_folder(tmp_path):
     loop.checkpoint_every, loop.config_hash = 3, "h"
     fit(run, loop)
     assert len((folder / "x.log.jsonl").read_text().splitlines()) == 2
+
+
+def test_without_a_terminal_an_epoch_prints_progress_lines_with_speed_and_eta(capsys):
+    """A log file gets a line inside each epoch (here every step: `heartbeat_s=0`), not only the epoch's own."""
+    _, run = make_run()
+    fit(run, LoopConfig("hb", epochs=2, seed=0, heartbeat_s=0.0))
+    lines = capsys.readouterr().err.splitlines()
+    steps = len(run.batches(1))
+    inside = [line for line in lines if " step " in line]
+    assert len(inside) == 2 * (steps - 1)  # the last step of an epoch is the epoch's own line
+    assert inside[0].startswith(f"hb epoch 1/2 step 1/{steps} ") and "images/s, epoch ETA " in inside[0]
+    assert sum(line.startswith("hb epoch 2/2 loss=") for line in lines) == 1
+
+
+def test_the_heartbeat_waits_its_interval_and_estimates_the_time_left():
+    ticks = iter([0.0, 30.0, 61.0, 90.0, 125.0])  # started, then after steps 1..4
+    out = io.StringIO()
+    beat = Heartbeat("pretrain", 3, 10, steps=8, every_s=60.0, clock=lambda: next(ticks), out=out)
+    for step in range(1, 5):
+        beat.step(step, images=64)
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "pretrain epoch 3/10 step 2/8 2 images/s, epoch ETA 3:03",  # 61 s for 2 steps: 6 more take 183 s
+        "pretrain epoch 3/10 step 4/8 2 images/s, epoch ETA 2:05",
+    ]
