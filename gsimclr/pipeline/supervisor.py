@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
 
 POLL_SECONDS = 0.25
 """How often the supervisor checks that its scheduler is still its parent."""

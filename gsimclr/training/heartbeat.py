@@ -17,7 +17,7 @@ from typing import Optional, TextIO
 
 def clock_text(seconds: float) -> str:
     """`seconds` as m:ss, or h:mm:ss from an hour on."""
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
