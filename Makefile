@@ -63,6 +63,7 @@ benchmark: install
 	$(BIN)/python -m benchmarks.streaming
 	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.repro
+	$(BIN)/python -m benchmarks.embed
 	$(BIN)/python -m benchmarks.install
 
 ## Local state only: models, checkpoints and the MLflow store. The committed reports (metrics/, plots/,

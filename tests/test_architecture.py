@@ -18,6 +18,7 @@ LAYERS = (
     "outputs",  # what a stage writes: metric records and figures
     "reporting",  # tables across seeds and the paper's figures
     "pipeline",  # file layout, MLflow tracking, studies
+    "embedding",  # a trained encoder put to use: images in, P1/P2/P3 embeddings out (`gsimclr embed`)
     "stages",  # one module per DVC stage, over everything below
     "cli",  # the Typer entry point
 )

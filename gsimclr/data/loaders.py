@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import stat
-import struct
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
+from gsimclr.data.image_files import decode_files, is_visible_image, printable, refuse_symlink_loops
 from gsimclr.data.splits import ImageSplits, long_tailed
 from gsimclr.settings.config import DataConfig
 from gsimclr.system.errors import UserError
@@ -134,15 +133,6 @@ def _load_cifar10(cfg: DataConfig) -> ImageSplits:
     return ImageSplits(_resize(train_x, cfg.stored_side), train_y, _resize(test_x, cfg.stored_side), test_y, classes)
 
 
-def _refuse_symlink_loops(folder: Path) -> None:
-    """ImageFolder follows directory links, so a link to an ancestor would be walked forever."""
-    for current, dirs, _ in os.walk(folder):
-        for name in dirs:
-            link = Path(current) / name
-            if link.is_symlink() and Path(current).resolve().is_relative_to(link.resolve()):
-                raise UserError(f"{link} links back to {link.resolve()}: a symlink loop in the image folder")
-
-
 def _read_image_folder(
     folder: Path, size: int, on_unreadable: str = "skip"
 ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str], list[str]]:
@@ -152,52 +142,19 @@ def _read_image_folder(
     thousands should not end a study, but silently dropping data would hide a broken copy, so the count and the
     first offending path are printed, and kept (`ImageSplits.unreadable`); `error` stops at the first one instead.
     Images that are not 8-bit RGB or grey (RGBA, CMYK, 16-bit, palette) are converted to RGB, and counted the same
-    way.
+    way (`gsimclr.data.image_files`).
     """
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms import v2
-    from tqdm.auto import tqdm
-
     if not folder.is_dir():
         raise UserError(f"image folder not found: {folder} (expected <root>/train/<class>/*.jpg and <root>/test/...)")
-    _refuse_symlink_loops(folder)
+    refuse_symlink_loops(folder)
     classes, samples = _image_files(folder)
-    transform = v2.Compose([v2.PILToTensor(), v2.Resize(size, antialias=True), v2.CenterCrop(size)])
-    images, labels, paths, skipped, converted = [], [], [], [], []
-    for path, target in tqdm(samples, desc=f"decoding {folder.name}", leave=False, disable=None):
-        try:
-            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named *.png would block the decoder forever
-                raise OSError(f"not a regular file: {path}")
-            image, mode = _rgb_loader(path)
-            images.append(transform(image))
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, struct.error):
-            if on_unreadable == "error":
-                raise UserError(
-                    f"unreadable image {printable(path)} (data.on_unreadable: skip would leave it out and count it)"
-                ) from None
-            skipped.append(path)
-            continue
-        labels.append(target)
-        paths.append(path)
-        if mode not in ("RGB", "L"):
-            converted.append(f"{path} ({mode})")
-    if skipped:
-        print(f"warning: skipped {len(skipped)} unreadable image(s) in {folder} (first: {printable(skipped[0])})")
-    if converted:
-        print(
-            f"note: converted {len(converted)} image(s) that are not 8-bit RGB or grey to RGB in {folder} "
-            f"(first: {printable(converted[0])})"
-        )
+    decoded = decode_files([path for path, _ in samples], size, on_unreadable, folder)
+    labels = [samples[i][1] for i in decoded.kept]
     missing = sorted(set(range(len(classes))) - set(labels))
     if missing:
         raise UserError(f"{folder}: no readable image in class folder(s) {[classes[c] for c in missing]}")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes, paths, skipped
-
-
-def printable(text: str) -> str:
-    """`text` as one safe line: control characters (a newline in a file name could fake an `error:` line)
-    and undecodable bytes escaped."""
-    return text if text.isprintable() else ascii(text)[1:-1]
+    paths = [samples[i][0] for i in decoded.kept]
+    return decoded.images, torch.tensor(labels, dtype=torch.int64), classes, paths, decoded.skipped
 
 
 def _image_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -205,31 +162,20 @@ def _image_files(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
     image file under them with its class index. Hidden folders and files (`.ipynb_checkpoints/`, `.DS_Store`)
     are not data; a class name that is not valid UTF-8 is kept with its bytes escaped, so plots and tables
     can print it."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+    from torchvision.datasets.folder import make_dataset
 
     entries = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
     if not entries:
         raise UserError(f"{folder}: no class folders (expected {folder}/<class>/*.jpg)")
 
-    def visible_image(path: str) -> bool:
-        return not Path(path).name.startswith(".") and path.lower().endswith(IMG_EXTENSIONS)
-
     try:
-        samples = make_dataset(str(folder), {name: i for i, name in enumerate(entries)}, None, visible_image)
+        samples = make_dataset(str(folder), {name: i for i, name in enumerate(entries)}, None, is_visible_image)
     except FileNotFoundError as exc:
         raise UserError(f"{folder}: {printable(str(exc).splitlines()[0])}") from None
     samples = [
         (path, c) for path, c in samples if not any(p.startswith(".") for p in Path(path).relative_to(folder).parts)
     ]
     return [printable(name) for name in entries], samples
-
-
-def _rgb_loader(path: str):
-    """The image as 8-bit RGB, and the mode it was stored in."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.convert("RGB"), image.mode
 
 
 def _load_imagefolder(cfg: DataConfig) -> ImageSplits:

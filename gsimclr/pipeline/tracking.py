@@ -108,7 +108,14 @@ class StageRun:
             mlflow.set_tag("unreadable_images_left_out", str(unreadable))
         mlflow.log_input(dataset, context="training", tags=tags)
 
-    def log_model(self, model: torch.nn.Module, example: np.ndarray, registered_name: str, saved_at: Path) -> None:
+    def log_model(
+        self,
+        model: torch.nn.Module,
+        example: np.ndarray,
+        registered_name: str,
+        saved_at: Path,
+        metadata: Optional[dict[str, Any]] = None,
+    ) -> None:
         """Log `model` (MLflow's PyTorch flavour, with a signature and an input example) and register it as
         the newest version of `registered_name` (alias `newest`: MLflow reserves `latest`).
 
@@ -130,6 +137,7 @@ class StageRun:
                 signature=infer_signature(example, output),
                 input_example=example,
                 registered_model_name=registered_name,
+                metadata=metadata,
                 pip_requirements=model_requirements(),
                 # The signature is given; MLflow's own check would load the model back and compare every package
                 # with the environment (3-5 s per stage on a 2-core CPU). tests/ load the registered model instead.
@@ -170,7 +178,14 @@ class NullRun(StageRun):
     ) -> None:
         pass
 
-    def log_model(self, model: torch.nn.Module, example: np.ndarray, registered_name: str, saved_at: Path) -> None:
+    def log_model(
+        self,
+        model: torch.nn.Module,
+        example: np.ndarray,
+        registered_name: str,
+        saved_at: Path,
+        metadata: Optional[dict[str, Any]] = None,
+    ) -> None:
         pass
 
 

@@ -20,6 +20,7 @@ from gsimclr.method.losses import LABELLED_LOSSES
 from gsimclr.method.pseudo_labels import PseudoLabels, read_pseudo_labels
 from gsimclr.method.samplers import BatchDiagnostics, EpochBatches, RandomBatchSampler
 from gsimclr.models import build
+from gsimclr.models.embedder import Embedder
 from gsimclr.models.heads import SimCLRNet
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import PretrainMetrics, epoch_curves
@@ -27,7 +28,7 @@ from gsimclr.pipeline.tracking import StageRun, stage_run
 from gsimclr.pipeline.tracking_names import registered_model_name
 from gsimclr.settings.config import PretrainConfig
 from gsimclr.settings.names import ORACLE_PREFIX, Method, Stage
-from gsimclr.stages.context import StageContext, finish, log_training_data, model_example
+from gsimclr.stages.context import StageContext, finish, log_training_data
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import save_torch, write_csv, write_json
 from gsimclr.training.device import resolve_precision
@@ -226,7 +227,8 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
         last = {key: value for key, value in result.history[-1].items() if key not in ("epoch", "lr")}
         metrics = PretrainMetrics(**last, epochs=len(result.history), processes=world.size)
         if world.is_main:
-            save_outputs(ctx, method, net, model_example(images), result.history, metrics, tracker)
+            stored = images.stored(np.arange(2)).cpu().numpy()  # the embedder's input example: uint8, as stored
+            save_outputs(ctx, method, net, stored, result.history, metrics, tracker)
     return metrics
 
 
@@ -239,8 +241,8 @@ def save_outputs(
     metrics: PretrainMetrics,
     tracker: StageRun,
 ) -> None:
-    """The pretrained model (its backbone also registered in MLflow), metrics, loss and kNN curves and run
-    record (rank 0 only)."""
+    """The pretrained model (registered in MLflow as its `Embedder`: stored images in, P1 | P2 | P3 out), metrics,
+    loss and kNN curves and run record (rank 0 only)."""
     layout, temperature = ctx.layout, ctx.params.pretrain.temperature
     save_torch(
         {"model": net.state_dict(), "in_channels": example.shape[1], "method": method, "config": ctx.config},
@@ -264,5 +266,12 @@ def save_outputs(
     # the oracle bound's backbone is registered under a name of its own, never as the method's newest version
     oracle = method == "gsimclr" and ctx.params.guidance.labels == "oracle"  # SimCLR never reads guidance
     registry = f"{ORACLE_PREFIX}-{method}" if oracle else method
-    tracker.log_model(net.backbone, example, registered_model_name(ctx.params, registry), layout.pretrained(method))
+    embedder = Embedder(net, ctx.params.data.image_size)
+    tracker.log_model(
+        embedder,
+        example,
+        registered_model_name(ctx.params, registry),
+        layout.pretrained(method),
+        metadata={"gsimclr_taps": embedder.columns, "gsimclr_image_size": ctx.params.data.image_size},
+    )
     finish(ctx, STAGE, tracker.run_id, method, trained=[ctx.layout.pretrain_training(method)])

@@ -156,7 +156,8 @@ def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
             "-c",
             "import mlflow, torch; mlflow.set_tracking_uri('sqlite:///"
             + str(root / "mlruns" / "mlflow.db")
-            + f"'); net = mlflow.pytorch.load_model('{model}'); print(tuple(net(torch.rand(5, 1, 8, 8)).shape))",
+            + f"'); net = mlflow.pytorch.load_model('{model}')"
+            + "; print(tuple(net(torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)).shape))",
         ],
         cwd=root,
         env=env,
@@ -164,7 +165,7 @@ def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
         text=True,
         check=True,
     )
-    assert loading.stdout.strip().splitlines()[-1] == "(5, 256)"
+    assert loading.stdout.strip().splitlines()[-1] == "(5, 304)"  # P1 | P2 | P3: 16 + 32 + 256
     # torch's requirement carries no local build tag (+cu130), so this environment's torch matches it silently
     assert "mismatches between the model's dependencies" not in loading.stderr, loading.stderr[-2000:]
 
