@@ -28,6 +28,7 @@ install: $(BIN)/gsimclr
 ## Two stages at a time where there are two cores (`dvc repro` runs the same stages one by one).
 study: install
 	gsimclr repro
+	gsimclr figures results/results.csv
 	@cat results/results.md
 	@echo "Results table: $(CURDIR)/results/results.md (and results.csv)"
 	@grep "^SimCLR and G-SimCLR side by side" results/results.md

@@ -67,6 +67,28 @@ def pool(
     typer.echo(text)
 
 
+@app.command()
+def figures(
+    tables: Annotated[list[Path], typer.Argument(help="The results.csv of each report to redraw the figures of.")],
+) -> None:
+    """Redraw the figures a report draws from its table alone (accuracy_by_seed.png, paired_differences.png: the
+    forest plot of the paired differences) beside each results.csv, as `compare` and `pool` draw them.
+
+    Example: gsimclr figures results/cifar10-cpu/results.csv results/imagenet5-cpu/results.csv
+    """
+    from gsimclr.outputs.metrics import read_results
+    from gsimclr.reporting.figures import draw_table_figures
+    from gsimclr.system.errors import UserError
+
+    with reported_errors():
+        for table in tables:
+            rows = [row for row in read_results(table) if row.metric == "accuracy"]
+            if not rows:
+                raise UserError(f"{table} has no accuracy rows")
+            written = draw_table_figures(rows, table.parent)
+            typer.echo(f"{table}: " + ", ".join(str(path) for path in written))
+
+
 JOBS_HELP = "Stages run at once (default: 2 on a machine with two cores or more, else 1)."
 
 

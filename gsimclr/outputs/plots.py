@@ -108,6 +108,27 @@ def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabe
     return figure
 
 
+def forest(rows: list[tuple[str, float, float]], title: str) -> Figure:
+    """A forest plot: one row per (label, mean, half-width) in points, top to bottom, the 95 % interval as a bar
+    and zero as a line, so that whether an interval crosses zero is seen at once (a nan half-width -- one seed --
+    draws the point alone)."""
+    figure, axis = plt.subplots(figsize=(7, 0.42 * len(rows) + 1.1))
+    positions = np.arange(len(rows))[::-1]
+    for y, (_, mean, half) in zip(positions, rows, strict=True):
+        crosses = np.isnan(half) or abs(mean) <= half
+        colour = "0.45" if crosses else "C0"
+        axis.errorbar(mean, y, xerr=None if np.isnan(half) else half, fmt="o", color=colour, capsize=3)
+        text = f"{mean:+.2f}" if np.isnan(half) else f"{mean:+.2f} ± {half:.2f}"
+        axis.annotate(text, (mean, y), xytext=(0, 6), textcoords="offset points", ha="center", fontsize="x-small")
+    axis.axvline(0.0, color="k", linewidth=1)
+    axis.set_yticks(positions, [label for label, _, _ in rows])
+    axis.set_xlabel("paired difference in test accuracy (points), mean ± 95 % interval over seeds")
+    axis.set_title(title)
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
 def close(figure: Figure) -> None:
     """Free a figure's memory (pyplot keeps every open figure alive)."""
     plt.close(figure)

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
 from gsimclr.outputs.plots import close, save_png
+from gsimclr.pipeline.registry import describe_version
 from gsimclr.pipeline.tracking_names import (
     git_commit,
     metric_key,
@@ -114,10 +115,12 @@ class StageRun:
         example: np.ndarray,
         registered_name: str,
         saved_at: Path,
+        description: str,
         metadata: Optional[dict[str, Any]] = None,
     ) -> None:
         """Log `model` (MLflow's PyTorch flavour, with a signature and an input example) and register it as
-        the newest version of `registered_name` (alias `newest`: MLflow reserves `latest`).
+        the newest version of `registered_name` (alias `newest`: MLflow reserves `latest`), with `description`
+        and the run's identifying tags (`gsimclr.pipeline.registry`).
 
         The DVC output at `saved_at` is already written: a registry that fails here is a one-line error
         saying so, and re-running the stage logs the model without training again."""
@@ -143,7 +146,9 @@ class StageRun:
                 # with the environment (3-5 s per stage on a 2-core CPU). tests/ load the registered model instead.
                 validate_serving_input=False,
             )
-            MlflowClient().set_registered_model_alias(registered_name, "newest", str(info.registered_model_version))
+            version = str(info.registered_model_version)
+            MlflowClient().set_registered_model_alias(registered_name, "newest", version)
+            describe_version(registered_name, version, self.run_id or "", description)
         except Exception as exc:  # noqa: BLE001 (MLflow raises many types for an unreachable store or registry)
             raise UserError(
                 f"could not log {registered_name} to the MLflow registry at {redacted(tracking_uri())} "
@@ -184,6 +189,7 @@ class NullRun(StageRun):
         example: np.ndarray,
         registered_name: str,
         saved_at: Path,
+        description: str,
         metadata: Optional[dict[str, Any]] = None,
     ) -> None:
         pass

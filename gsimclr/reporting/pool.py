@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ResultRow, read_results, write_results
-from gsimclr.reporting.figures import accuracy_by_seed
+from gsimclr.reporting.figures import TABLE_FIGURES, draw_table_figures
 from gsimclr.reporting.paper import PAPER_RESULTS
 from gsimclr.reporting.report import accuracy_sections, figure_links, introduction, seeds_title
 from gsimclr.reporting.rows import LABELS, TABLE_CELLS, pooled_metrics
@@ -27,8 +26,6 @@ from gsimclr.reporting.tables import per_seed_table
 from gsimclr.settings.config import Params
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import write_json, write_text
-
-FIGURE = "accuracy_by_seed.png"
 
 
 def read_parts(paths: Sequence[Path]) -> tuple[list[ResultRow], dict[Path, list[int]]]:
@@ -90,7 +87,7 @@ def pooled_report(params: Params, rows: list[ResultRow], parts: dict[Path, list[
             "",
             *per_seed_table(rows, seeds),
             "",
-            figure_links([FIGURE]),
+            figure_links([f"{name}.png" for name in TABLE_FIGURES]),
             "",
         ]
     )
@@ -111,7 +108,7 @@ def check_reference(rows: list[ResultRow], reference: Optional[str]) -> None:
 
 
 def pool(params: Params, parts: Sequence[Path], output: Path) -> str:
-    """Write results.md, results.csv, metrics.json and the per-seed figure of the pooled seeds into `output`;
+    """Write results.md, results.csv, metrics.json and the table's figures of the pooled seeds into `output`;
     returns the Markdown."""
     for path in parts:
         if path.parent.resolve() == output.resolve():
@@ -119,11 +116,7 @@ def pool(params: Params, parts: Sequence[Path], output: Path) -> str:
     rows, seeds_by_part = read_parts(parts)
     check_reference(rows, params.data.paper_reference)
     output.mkdir(parents=True, exist_ok=True)
-    figure = accuracy_by_seed(rows)
-    try:
-        plots.save_png(figure, output / FIGURE)
-    finally:
-        plots.close(figure)
+    draw_table_figures(rows, output)
     text = pooled_report(params, rows, seeds_by_part, output)
     write_results(output / "results.csv", rows)
     write_json(output / "metrics.json", pooled_metrics(rows))

@@ -241,6 +241,11 @@ class GuidanceConfig(Section):
     refresh_features: Literal["backbone", "head"] = "backbone"
     """Which embeddings are re-clustered: the backbone's (what the probes read) or the projection head's
     (what the loss compares)."""
+    confident_share: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Incremental false-negative detection (Chen et al. 2022): at each refresh only this share of every cluster,
+    the images nearest its centre, keeps its pseudo label at the first guided epoch, growing linearly to every
+    image at the last epoch; the others are classes of their own (never a false negative). 1: every image keeps
+    its label from the start."""
 
     @model_validator(mode="after")
     def _labels_are_used(self) -> GuidanceConfig:
@@ -252,6 +257,11 @@ class GuidanceConfig(Section):
                 )
         if self.labels == "network" and not self.refresh_every:
             raise ValueError("guidance.labels=network re-clusters the network's embeddings: set refresh_every >= 1")
+        if self.confident_share < 1 and not self.refresh_every:
+            raise ValueError(
+                "guidance.confident_share ranks images by their distance to a refreshed cluster centre: "
+                "set refresh_every >= 1"
+            )
         if self.labels == "oracle" and self.refresh_every:
             raise ValueError("guidance.labels=oracle uses the true labels throughout: refresh_every must be 0")
         return self

@@ -67,7 +67,12 @@ def save_outputs(
     )
     tracker.publish_figure(figure, layout.autoencoder_loss("png"))
     tracker.log_metrics(metrics)
-    tracker.log_model(model, example, registered_model_name(ctx.params, "autoencoder"), layout.autoencoder)
+    description = (
+        f"The paper's denoising autoencoder on {ctx.params.data.name} (seed {ctx.seed}, best of "
+        f"{len(result.history)} epochs): float images in [0, 1] in, their reconstruction out. Its bottleneck "
+        "features are what `cluster` turns into pseudo labels."
+    )
+    tracker.log_model(model, example, registered_model_name(ctx.params, "autoencoder"), layout.autoencoder, description)
     finish(ctx, STAGE, tracker.run_id, trained=[layout.autoencoder_training])
     return metrics
 

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
+from gsimclr.models.heads import TAPS
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
 from gsimclr.pipeline.layout import Layout
+from gsimclr.pipeline.registry import tag_versions_of_run
 from gsimclr.pipeline.tracking import StageRun, link_runs, stage_run
 from gsimclr.pipeline.tracking_names import comparison_link, ui_hint
 from gsimclr.reporting.figures import accuracy_by_seed
@@ -59,7 +61,7 @@ def _curve(path: Path, column: str) -> tuple[list[int], list[float]]:
 
 def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tracker: StageRun) -> list[str]:
     """accuracy_by_seed.png, pretrain_loss.png and, when pretraining ran the kNN monitor, knn_monitor.png;
-    returns the names of those written."""
+    returns the names of those written (`gsimclr figures` adds the forest plot of the paired differences)."""
     tracker.publish_figure(accuracy_by_seed(rows), root.result_figure("accuracy_by_seed"))
     curves = {
         LABELS[m]: [_curve(root.for_seed(o.seed).pretrain_loss(m, "csv"), f"{m}_loss") for o in outputs]
@@ -93,6 +95,22 @@ def side_by_side(outputs: Sequence[SeedOutputs], experiment_id: Optional[str]) -
     return comparison_link(experiment_id, run_ids)
 
 
+def tag_registered_encoders(outputs: Sequence[SeedOutputs], rows: Sequence[ResultRow]) -> None:
+    """Each seed's registered SimCLR and G-SimCLR encoder gets its linear-probe test accuracies as tags
+    (`P3_test_acc`, ...), so the registry says how well a version did (percent, as the tables print)."""
+    for o in outputs:
+        for method in METHODS:
+            accuracy = {
+                f"{row.representation}_test_acc": f"{100 * row.test_acc:.2f}"
+                for row in rows
+                if row.method == method
+                and row.seed == o.seed
+                and row.representation in TAPS
+                and row.metric == "accuracy"
+            }
+            tag_versions_of_run(o.records[f"pretrain {method}"].get("run_id"), accuracy)
+
+
 def compare(ctx: StageContext) -> str:
     """Pool every seed's metrics into results/results.md and results.csv (Tables II and III with the
     controls), draw the figures, and log them with the pooled means on one MLflow run that links the
@@ -117,6 +135,7 @@ def compare(ctx: StageContext) -> str:
         write_text(root.results_md, text)
         write_results(root.results_csv, rows + balanced)
         link_runs(tracker.run_id, [rec["run_id"] for o in outputs for rec in o.records.values()])
+        tag_registered_encoders(outputs, rows)
         pooled = pooled_metrics(rows) | (pooled_metrics(balanced, "balanced/") if balanced else {})
         write_json(root.results_metrics, pooled)
         tracker.log_metrics(pooled)

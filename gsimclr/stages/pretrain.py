@@ -17,7 +17,7 @@ from gsimclr.data.splits import ImageSplits, split_indices, to_float
 from gsimclr.evaluation.knn import KnnMonitor
 from gsimclr.method.contrastive_step import ContrastiveStep, Precision
 from gsimclr.method.losses import LABELLED_LOSSES
-from gsimclr.method.pseudo_labels import PseudoLabels, read_pseudo_labels
+from gsimclr.method.pseudo_labels import PseudoLabels, incremental_share, read_pseudo_labels
 from gsimclr.method.samplers import BatchDiagnostics, EpochBatches, RandomBatchSampler
 from gsimclr.models import build
 from gsimclr.models.embedder import Embedder
@@ -26,8 +26,9 @@ from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import PretrainMetrics, epoch_curves
 from gsimclr.pipeline.tracking import StageRun, stage_run
 from gsimclr.pipeline.tracking_names import registered_model_name
+from gsimclr.reporting.rows import LABELS
 from gsimclr.settings.config import PretrainConfig
-from gsimclr.settings.names import ORACLE_PREFIX, Method, Stage
+from gsimclr.settings.names import ORACLE_LABEL, ORACLE_PREFIX, Method, Stage
 from gsimclr.stages.context import StageContext, finish, log_training_data
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import save_torch, write_csv, write_json
@@ -67,6 +68,9 @@ def guidance_labels(
         embed,
         share=lambda labels: world.broadcast(labels, ctx.device),
         warmup_epochs=guidance.warmup_epochs,
+        confident=lambda epoch: incremental_share(
+            guidance.confident_share, epoch, guidance.warmup_epochs + 1, params.pretrain.epochs
+        ),
     )
 
 
@@ -267,11 +271,15 @@ def save_outputs(
     oracle = method == "gsimclr" and ctx.params.guidance.labels == "oracle"  # SimCLR never reads guidance
     registry = f"{ORACLE_PREFIX}-{method}" if oracle else method
     embedder = Embedder(net, ctx.params.data.image_size)
+    arm_name = f"G-SimCLR, {ORACLE_LABEL}," if oracle else LABELS[method]
     tracker.log_model(
         embedder,
         example,
         registered_model_name(ctx.params, registry),
         layout.pretrained(method),
+        f"{arm_name} encoder pretrained on {ctx.params.data.name} (seed {ctx.seed}, {len(history)} epochs): uint8 "
+        "images (N, C, S, S) as `prepare` stores them in, P1 | P2 | P3 side by side out (columns: the metadata's "
+        "gsimclr_taps). `gsimclr embed` runs it on a folder of images.",
         metadata={"gsimclr_taps": embedder.columns, "gsimclr_image_size": ctx.params.data.image_size},
     )
     finish(ctx, STAGE, tracker.run_id, method, trained=[ctx.layout.pretrain_training(method)])

@@ -138,6 +138,8 @@ def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
         " 'newest': {m: c.get_model_version_by_alias(f'gsimclr-digits-{m}', 'newest').version"
         "            for m in ('simclr', 'gsimclr', 'autoencoder')},"
         " 'compare': sorted(compare.data.metrics), 'study': compare.data.tags.get('study'),"
+        " 'version': (lambda v: {'description': v.description, 'tags': v.tags})("
+        "     c.get_model_version_by_alias('gsimclr-digits-gsimclr', 'newest')),"
         " 'inputs': [d.dataset.name for d in train.inputs.dataset_inputs]}))"
     )
     out = json.loads(
@@ -147,6 +149,18 @@ def test_models_are_registered_and_the_study_run_holds_the_comparison(project):
     )
     assert out["kind"] == "custom_model_development" and out["study"] == "workspace"
     assert all(int(version) >= len(SEEDS) for version in out["newest"].values())  # one version per seed
+    # The registry alone says what a version holds and how well it did (the newest: the last seed's).
+    version = out["version"]
+    assert version["description"].startswith("G-SimCLR encoder pretrained on digits (seed 1, 2 epochs)")
+    assert {key: version["tags"].get(key) for key in ("method", "dataset", "seed")} == {
+        "method": "gsimclr",
+        "dataset": "digits",
+        "seed": "1",
+    }
+    assert version["tags"]["cpu_kind"] and len(version["tags"]["git_commit"]) == 40
+    results = (root / "results" / "results.csv").read_text().splitlines()
+    p3 = next(row for row in results if ",gsimclr,P3,1," in row).split(",")[5]
+    assert version["tags"]["P3_test_acc"] == f"{100 * float(p3):.2f}"
     assert "gsimclr_minus_simclr/P3/test_acc/mean" in out["compare"] and "simclr/P3/test_acc/ci95" in out["compare"]
     assert out["inputs"] == ["digits"]
     model = "models:/gsimclr-digits-gsimclr@newest"
@@ -218,6 +232,13 @@ def test_exp_run_with_set_param_and_metrics_show(project):
     assert "linear_P1/test_acc" in shown and "nmi" in shown and "gsimclr_minus_simclr/P3/test_acc/mean" in shown
     pooled = sh(["dvc", "exp", "show", "--json"], root, env)
     assert "results/metrics.json" in pooled and "gsimclr_minus_simclr/P3/test_acc/ci95" in pooled
+    # The documented headline view (docs/mlflow-dvc.md), run as written: the headline in at most 30 columns.
+    docs = (REPO / "docs" / "mlflow-dvc.md").read_text()
+    command = docs.split("<!-- exp-show -->\n```bash\n", 1)[1].split("\n", 1)[0]
+    header = sh(["bash", "-c", command], root, env).splitlines()[0]
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    assert len(columns) <= 30 and "gsimclr_minus_simclr/P3/test_acc/mean" in columns, columns
+    assert {"simclr/P3/test_acc/mean", "random_init/P3/test_acc/mean", "supervised/test_acc/mean"} <= set(columns)
 
 
 def test_a_study_file_runs_as_a_named_experiment_and_the_same_command_resumes_it(project, tmp_path):

@@ -111,3 +111,32 @@ def test_autoencoder_labels_start_after_the_warm_up_and_refresh_a_period_later()
 def test_network_labels_need_a_refresh_period():
     with pytest.raises(ValueError, match="refresh_every"):
         PseudoLabels(None, refresh_every=0, k=4, n_init=1, seed=0, embed=lambda: blobs(INITIAL))
+
+
+def test_incremental_detection_labels_the_images_nearest_their_centre_first():
+    """Chen et al. 2022: at a refresh only the confident share of each cluster keeps its label (the rest are classes
+    of their own, never a false negative), and the share grows with the epoch."""
+    groups = np.arange(64) % 4
+    features = blobs(groups)
+    outliers = np.arange(8)  # two per cluster (i % 4), pushed away from their centre
+    features[outliers] += 0.5 * np.eye(8)[4]
+    share = {3: 0.75, 5: 1.0}
+    labels = PseudoLabels(
+        None, refresh_every=2, k=4, n_init=1, seed=0, embed=lambda: features, warmup_epochs=2, confident=share.get
+    )
+    at_3 = labels.refresh_if_due(3).copy()
+    kept = np.flatnonzero(np.bincount(at_3)[at_3] > 1)  # the images in a cluster, not on their own
+    assert len(kept) == 48 and not set(outliers) & set(kept)  # 12 of 16 per cluster, the outliers not among them
+    assert normalized_mutual_info_score(groups[kept], at_3[kept]) == pytest.approx(1.0)
+    assert len(np.unique(at_3)) == 4 + 16 and np.bincount(at_3)[4:].max() == 1  # the others: singletons
+    assert normalized_mutual_info_score(groups, labels.refresh_if_due(5)) == pytest.approx(1.0)  # all labelled
+
+
+def test_a_confident_share_needs_refreshed_labels():
+    from pydantic import ValidationError
+
+    from gsimclr.settings.config import GuidanceConfig
+
+    with pytest.raises(ValidationError, match="confident_share"):
+        GuidanceConfig(confident_share=0.5)
+    assert GuidanceConfig(labels="network", refresh_every=2, false_negatives="cancel", confident_share=0.5)
