@@ -4,6 +4,7 @@ that cannot be used named in one line (corrupt, locked, read-only, full)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -113,6 +114,9 @@ def connect(params: Params) -> str:
     if own_store:
         (local_store() / "artifacts").mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    # A fresh store's first connection logs "Creating initial MLflow database tables..." at INFO: the store's own
+    # bookkeeping, nothing a user acts on, in the middle of a stage's log (its warnings still print).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     name = experiment_name(params)
     saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")

@@ -97,6 +97,7 @@ def test_repro_runs_every_stage_and_writes_the_tables(project):
     # What every stage printed (its DVC log): no library warning that says nothing to a user (issue 36).
     warned = [line for log in (root / ".gsimclr" / "logs").glob("*.log") for line in log.read_text().splitlines()]
     assert not [line for line in warned if "Warning" in line or "WARNING" in line], warned
+    assert not [line for line in warned if " INFO " in line], warned  # MLflow's store bookkeeping, e.g.
 
 
 def test_second_repro_only_re_decodes_the_unchanged_dataset(project):
