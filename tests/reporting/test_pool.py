@@ -54,7 +54,8 @@ def test_pooled_parts_give_the_tables_and_metrics_compare_gave_over_all_seeds(tm
     )
     assert "- [../first/results.md](../first/results.md): seeds 0, 1" in pooled
     assert "- [../second/results.md](../second/results.md): seed 2" in pooled
-    assert (tmp_path / "pooled" / "accuracy_by_seed.png").stat().st_size > 0
+    for figure in ("accuracy_by_seed.png", "paired_differences.png"):  # the table's figures, linked from the report
+        assert (tmp_path / "pooled" / figure).stat().st_size > 0 and f"]({figure})" in pooled
     with (tmp_path / "pooled" / "results.csv").open(newline="") as handle:
         assert sorted(int(row["seed"]) for row in csv.DictReader(handle)) == [0] * 14 + [1] * 14 + [2] * 14
 
