@@ -23,10 +23,12 @@ declare -A VARIANTS=(
   [network-cancel]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10"
   # the projection head's embeddings track the classes better than the backbone's (docs/guidance.md)
   [network-cancel-head]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head"
+  # Chen et al. 2022: only the images nearest their cluster centre are labelled, 20 % of each cluster at first
+  [network-cancel-confident]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head confident_share=0.2"
   [network-attract-head]="labels=network batches=random false_negatives=attract warmup_epochs=2 refresh_every=2 refresh_k=100 refresh_features=head"
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-attract-head)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-cancel-confident network-attract-head)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MLFLOW_DISABLE_TELEMETRY=true
 
 mkdir -p "$STUDY"
