@@ -16,11 +16,10 @@ from gsimclr.evaluation.stats import Summary, paired_difference, summarize
 from gsimclr.models.heads import TAPS
 from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow
 from gsimclr.reporting.paper import PAPER_RESULTS
-from gsimclr.settings.names import METHODS, PIXELS
+from gsimclr.settings.names import METHOD_NAMES, METHODS, PIXELS
 
-LABELS = {
-    "simclr": "SimCLR",
-    "gsimclr": "G-SimCLR",
+LABELS: dict[str, str] = {
+    **METHOD_NAMES,
     "supervised": "Fully supervised",
     "random_init": "Random init (untrained)",
     "pixels": "Raw pixels",

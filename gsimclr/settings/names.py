@@ -30,6 +30,8 @@ PIXELS: Control = "pixels"
 """The raw-pixel control, and the name of its one representation (a linear probe on the pixels)."""
 
 METHODS: tuple[Method, ...] = get_args(Method)
+METHOD_NAMES: dict[str, str] = {"simclr": "SimCLR", "gsimclr": "G-SimCLR"}
+"""How reports, figures and the model registry name each pretraining arm."""
 CONTROLS: tuple[Control, ...] = get_args(Control)
 EVAL_METHODS: tuple[EvalMethod, ...] = get_args(EvalMethod)
 

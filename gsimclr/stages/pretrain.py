@@ -26,9 +26,8 @@ from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import PretrainMetrics, epoch_curves
 from gsimclr.pipeline.tracking import StageRun, stage_run
 from gsimclr.pipeline.tracking_names import registered_model_name
-from gsimclr.reporting.rows import LABELS
 from gsimclr.settings.config import PretrainConfig
-from gsimclr.settings.names import ORACLE_LABEL, ORACLE_PREFIX, Method, Stage
+from gsimclr.settings.names import METHOD_NAMES, ORACLE_LABEL, ORACLE_PREFIX, Method, Stage
 from gsimclr.stages.context import StageContext, finish, log_training_data
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import save_torch, write_csv, write_json
@@ -271,7 +270,7 @@ def save_outputs(
     oracle = method == "gsimclr" and ctx.params.guidance.labels == "oracle"  # SimCLR never reads guidance
     registry = f"{ORACLE_PREFIX}-{method}" if oracle else method
     embedder = Embedder(net, ctx.params.data.image_size)
-    arm_name = f"G-SimCLR, {ORACLE_LABEL}," if oracle else LABELS[method]
+    arm_name = f"G-SimCLR, {ORACLE_LABEL}," if oracle else METHOD_NAMES[method]
     tracker.log_model(
         embedder,
         example,
