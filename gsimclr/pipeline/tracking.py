@@ -183,15 +183,7 @@ class NullRun(StageRun):
     ) -> None:
         pass
 
-    def log_model(
-        self,
-        model: torch.nn.Module,
-        example: np.ndarray,
-        registered_name: str,
-        saved_at: Path,
-        description: str,
-        metadata: Optional[dict[str, Any]] = None,
-    ) -> None:
+    def log_model(self, *args: Any, **kwargs: Any) -> None:
         pass
 
 
