@@ -8,15 +8,20 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 
+def fit_kmeans(features: np.ndarray, k: int, n_init: int, seed: int) -> KMeans:
+    """Seeded k-means of `features` (the one clustering of the `cluster` stage and of every refresh)."""
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(features)
+
+
 def kmeans_pseudo_labels(features: np.ndarray, k: int, n_init: int, seed: int) -> tuple[np.ndarray, float]:
     """Seeded k-means; returns (cluster of every row, inertia)."""
-    model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(features)
+    model = fit_kmeans(features, k, n_init, seed)
     return model.labels_.astype(np.int64), float(model.inertia_)
 
 
 def kmeans_with_distances(features: np.ndarray, k: int, n_init: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded k-means; returns (cluster of every row, its distance to that cluster's centre)."""
-    model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(features)
+    model = fit_kmeans(features, k, n_init, seed)
     labels = model.labels_.astype(np.int64)
     return labels, model.transform(features)[np.arange(len(labels)), labels]
 
