@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The 3-seed CIFAR-10 guidance study (issue 35): the recipe of pipelines/cifar10-cpu.yaml, test split, three
+# seeds, each guided arm paired by seed with a SimCLR arm that ran on the same machine. Run it in a clone of this
+# repository (the DVC project; `make install` first):
+#
+#   pipelines/cifar10-guidance-study.sh /abs/path/to/cifar10-jpeg OUT [ARM ...]
+#
+# Each ARM is one named DVC experiment, `gsimclr study pipelines/cifar10-cpu.yaml --name cifar10-ARM -S guidance...`.
+# The first one trains everything (autoencoder, pseudo labels, SimCLR, the guided arm, the controls); DVC's run
+# cache restores the stages a later ARM shares with it (SimCLR, the autoencoder, the controls), so a later ARM
+# trains only its guided arm. The variants are the ones the one-seed screen chose on the validation split
+# (pipelines/cifar10-guidance-screen.sh, docs/guidance.md). `oracle-*` arms read the true training labels in
+# pretraining: an upper bound, not a method (every report and MLflow run says so).
+#
+# Each finished experiment's results/ is copied to OUT/ARM; re-running the same command resumes the unfinished
+# ARM from its checkpoints and skips the finished ones. Last, `gsimclr tabulate` puts every finished ARM beside the
+# paper's G-SimCLR arm in OUT/table.md.
+set -euo pipefail
+DATA=${1:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
+OUT=${2:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
+shift 2
+declare -A ARMS=(
+  [paper]=""
+  [oracle-attract]="labels=oracle batches=random false_negatives=attract"
+  [network-cancel-head]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head"
+)
+NAMES=("$@")
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(oracle-attract network-cancel-head paper)
+for name in "${NAMES[@]}"; do
+  [ -n "${ARMS[$name]+set}" ] || { echo "error: unknown arm $name (one of: ${!ARMS[*]})" >&2; exit 2; }
+done
+export MLFLOW_DISABLE_TELEMETRY=true DVC_NO_ANALYTICS=1
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+for name in "${NAMES[@]}"; do
+  [ -e "$OUT/$name/results.csv" ] && continue
+  overrides=(-S "data.root=$DATA")
+  for item in ${ARMS[$name]}; do overrides+=(-S "guidance.$item"); done
+  gsimclr study pipelines/cifar10-cpu.yaml --name "cifar10-$name" "${overrides[@]}"
+  mkdir -p "$OUT/$name"
+  cp -r results/. "$OUT/$name/"
+  cp params.yaml "$OUT/$name/params.yaml"
+done
+
+studies=()
+for name in "${NAMES[@]}"; do studies+=("$name=$OUT/$name/results.csv"); done
+gsimclr tabulate "${studies[@]}" --output "$OUT/table.md"
