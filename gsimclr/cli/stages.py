@@ -55,7 +55,9 @@ def prepare(ctx: typer.Context) -> None:
     shapes = meta["shapes"]
     left_out = meta.get("unreadable", 0)
     typer.echo(
-        f"prepared: {shapes['train_x'][0]} training and {shapes['test_x'][0]} test images, digest {meta['digest']}"
+        f"prepared: {shapes['train_x'][0]} training and {shapes['test_x'][0]} test images"
+        + (f", {shapes['pool_x'][0]} unlabelled pool images" if "pool_x" in shapes else "")
+        + f", digest {meta['digest']}"
         + (
             f"; {left_out} unreadable image file(s) left out (first: {meta['unreadable_examples'][0]})"
             if left_out
@@ -85,10 +87,12 @@ def cluster(ctx: typer.Context) -> None:
 
     Example: gsimclr cluster
     """
+    from gsimclr.settings.names import NOT_MEASURED
     from gsimclr.stages.cluster import cluster as run_cluster
 
     metrics = _run(ctx, "cluster", run_cluster)
-    typer.echo(f"pseudo labels: k={metrics.clusters:.0f}, NMI vs true labels {metrics.nmi:.3f} (diagnostic only)")
+    nmi = NOT_MEASURED if metrics.nmi is None else f"{metrics.nmi:.3f}"
+    typer.echo(f"pseudo labels: k={metrics.clusters:.0f}, NMI vs true labels {nmi} (diagnostic only)")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from gsimclr.data.image_files import decode_files, is_visible_image, printable, refuse_symlink_loops
-from gsimclr.data.splits import ImageSplits, long_tailed
+from gsimclr.data.image_files import decode_files, image_tree, is_visible_image, printable, refuse_symlink_loops
+from gsimclr.data.splits import ImageSplits, Pool, long_tailed
 from gsimclr.settings.config import DataConfig
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import file_digest
@@ -208,16 +209,54 @@ def _refuse_shared_files(train_files: list[str], test_files: list[str]) -> None:
         )
 
 
+def decode_pool(folder: Path, size: int, on_unreadable: str) -> tuple[Pool, list[str]]:
+    """The unlabelled images of `data.pool`: every visible image file under `folder` at any depth, decoded as an
+    ImageFolder's images are (`gsimclr.data.image_files`), keyed by its path relative to `folder`; and the files
+    left out as undecodable."""
+    if folder.is_dir() and {"train", "test"} <= {entry.name for entry in os.scandir(folder) if entry.is_dir()}:
+        raise UserError(
+            f"data.pool={folder} holds train/ and test/: that is a labelled dataset (data.root); data.pool expects "
+            "a folder of unlabelled images at any depth, e.g. <pool>/*.jpg or <pool>/<any>/<folders>/*.png"
+        )
+    files = image_tree(folder)
+    if not files:
+        raise UserError(
+            f"data.pool={folder} holds no image files (expected unlabelled images at any depth, e.g. <pool>/*.jpg "
+            "or <pool>/<any>/<folders>/*.png)"
+        )
+    decoded = decode_files(files, size, on_unreadable, folder)
+    if not decoded.kept:
+        raise UserError(f"data.pool={folder}: none of its {len(files)} image files could be decoded")
+    paths = tuple(str(Path(files[i]).relative_to(folder)) for i in decoded.kept)
+    return Pool(decoded.images, paths), decoded.skipped
+
+
+def _refuse_test_images_in_pool(pool: Pool, data: ImageSplits, folder: Path) -> None:
+    """A test image in the pool would be pretrained on: the same decoded pixels in both are refused."""
+    test = {bytes(image.numpy().data) for image in data.test_x}
+    shared = [path for image, path in zip(pool.images, pool.paths, strict=True) if bytes(image.numpy().data) in test]
+    if shared:
+        raise UserError(
+            f"{len(shared)} image(s) of data.pool={folder} are test images (first: {printable(shared[0])}): "
+            "the test split must hold images no stage trained on"
+        )
+
+
 def decode_dataset(cfg: DataConfig) -> ImageSplits:
-    """Decode the configured dataset at its stored size (`data.stored_size`, default `data.image_size`); a
-    missing or malformed one is a one-line `UserError`."""
+    """Decode the configured dataset at its stored size (`data.stored_size`, default `data.image_size`), with its
+    unlabelled pool where `data.pool` names one; a missing or malformed one is a one-line `UserError`."""
     loaders = {"digits": _load_digits, "cifar10": _load_cifar10, "imagefolder": _load_imagefolder}
     data = loaders[cfg.name](cfg)
     if data.num_classes < 2:
         raise UserError(
             f"{cfg.name} dataset at {cfg.root} has {data.num_classes} class: the evaluation needs at least two classes"
         )
-    return data
+    if cfg.pool is None:
+        return data
+    pool, skipped = decode_pool(Path(cfg.pool), cfg.stored_side, cfg.on_unreadable)
+    _refuse_test_images_in_pool(pool, data, Path(cfg.pool))
+    examples = (*data.unreadable_examples, *(printable(path) for path in skipped))[:UNREADABLE_EXAMPLES]
+    return replace(data, pool=pool, unreadable=data.unreadable + len(skipped), unreadable_examples=examples)
 
 
 def load_dataset(cfg: DataConfig) -> ImageSplits:

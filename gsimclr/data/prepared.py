@@ -2,8 +2,9 @@
 other stage memory-maps them instead of decoding the dataset again (21 decodes per 3-seed study before).
 
 One folder per dataset and resolution under `prepared/` (`Layout.prepared_data`): `train_x.npy`,
-`train_y.npy`, `test_x.npy`, `test_y.npy` and `meta.json` (class names, shapes, the content digest the
-training stages key their checkpoints on, a digest of every array file, and where the images came from).
+`train_y.npy`, `test_x.npy`, `test_y.npy` (with `data.pool` also `pool_x.npy` and `pool_paths.json`, each pool
+image's path) and `meta.json` (class names, shapes, the content digest the training stages key their checkpoints
+on, a digest of every file, and where the images came from).
 Arrays are opened copy-on-write: pages are read on demand and evicted under memory pressure, and nothing a
 stage does writes back to the file.
 
@@ -27,12 +28,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gsimclr.data.loaders import decode_dataset
-from gsimclr.data.splits import ImageSplits, long_tailed, with_digest
+from gsimclr.data.splits import ImageSplits, Pool, long_tailed, with_digest
 from gsimclr.settings.config import DataConfig
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import atomic_open, hash_file, read_json, write_json
 
 ARRAYS = ("train_x", "train_y", "test_x", "test_y")
+POOL_ARRAY, POOL_PATHS = "pool_x", "pool_paths"
+"""The unlabelled pool's images (`.npy`) and their paths in the pool folder (`.json`), where `data.pool` names one."""
 REPREPARE = "re-run `gsimclr prepare` (or `dvc repro prepare`)"
 
 
@@ -60,6 +63,12 @@ def source_root(cfg: DataConfig) -> Optional[Path]:
     return Path(cfg.root).resolve() if cfg.root and cfg.name != "digits" else None
 
 
+def source_roots(cfg: DataConfig) -> list[Path]:
+    """Every folder `prepare` reads, resolved: the dataset's, then the unlabelled pool's (none for digits)."""
+    root = source_root(cfg)
+    return ([root] if root else []) + ([Path(cfg.pool).resolve()] if cfg.pool else [])
+
+
 def source_files(root: Path) -> list[Path]:
     """Every file under `root`, in a fixed order (sorted folders, sorted names)."""
     found: list[Path] = []
@@ -69,39 +78,44 @@ def source_files(root: Path) -> list[Path]:
     return found
 
 
-def source_listing(root: Path) -> str:
-    """Short SHA-256 of every file's relative path, size and modification time: cheap (no file is read), but
-    it changes when the same bytes are copied or mounted again, so it only ever confirms a `source_fingerprint`."""
-    digest = hashlib.sha256()
-    for path in source_files(root):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode(errors="replace"))
-    return digest.hexdigest()[:16]
+def source_listing(roots: list[Path]) -> str:
+    """Short SHA-256 of every file's relative path, size and modification time (per root): cheap (no file is
+    read), but it changes when the same bytes are copied or mounted again, so it only ever confirms a
+    `source_fingerprint`."""
+    listings = []
+    for root in roots:
+        digest = hashlib.sha256()
+        for path in source_files(root):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode(errors="replace"))
+        listings.append(digest.hexdigest()[:16])
+    return "|".join(listings)
 
 
 def source_fingerprint(cfg: DataConfig) -> Optional[str]:
-    """Short SHA-256 of every file's relative path and bytes under `data.root` (None for the embedded digits):
-    it changes when a file is added, removed, replaced or edited, and only then (a fresh copy or mount of the
-    same files, with new modification times, keeps it)."""
-    root = source_root(cfg)
-    if root is None:
+    """Short SHA-256 of every file's relative path and bytes under `data.root` (and `data.pool`; None for the
+    embedded digits): it changes when a file is added, removed, replaced or edited, and only then (a fresh copy
+    or mount of the same files, with new modification times, keeps it)."""
+    roots = source_roots(cfg)
+    if not roots:
         return None
     digest = hashlib.sha256()
-    for path in source_files(root):
-        digest.update(f"{path.relative_to(root)}\0{path.stat().st_size}\0".encode(errors="replace"))
-        hash_file(digest, path)  # after its size, so no file's bytes can pass for the next file's name
+    for root in roots:
+        for path in source_files(root):
+            digest.update(f"{path.relative_to(root)}\0{path.stat().st_size}\0".encode(errors="replace"))
+            hash_file(digest, path)  # after its size, so no file's bytes can pass for the next file's name
     return digest.hexdigest()[:16]
 
 
 def confirmed_fingerprint(cfg: DataConfig, stamp: Path) -> Optional[str]:
     """`source_fingerprint(cfg)`, read from `stamp` while the root's `source_listing` is the one stored there
     (as DVC and make trust unchanged sizes and times), else computed from the bytes and stamped again."""
-    root = source_root(cfg)
-    if root is None:
+    roots = source_roots(cfg)
+    if not roots:
         return None
     try:
         stored = json.loads(stamp.read_text(encoding="utf-8"))
-        if stored["listing"] == source_listing(root) and isinstance(stored["fingerprint"], str):
+        if stored["listing"] == source_listing(roots) and isinstance(stored["fingerprint"], str):
             return stored["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no stamp yet, or an unreadable one: the bytes decide
@@ -111,10 +125,10 @@ def confirmed_fingerprint(cfg: DataConfig, stamp: Path) -> Optional[str]:
 def stamped_fingerprint(cfg: DataConfig, stamp: Path) -> Optional[str]:
     """`source_fingerprint(cfg)` from the bytes, stored in `stamp` with the listing taken before reading them
     (a file changed meanwhile changes the listing, so the next stage reads the bytes again)."""
-    root = source_root(cfg)
-    if root is None:
+    roots = source_roots(cfg)
+    if not roots:
         return None
-    listing = source_listing(root)
+    listing = source_listing(roots)
     fingerprint = source_fingerprint(cfg)
     write_json(stamp, {"listing": listing, "fingerprint": fingerprint})
     return fingerprint
@@ -126,7 +140,9 @@ def dataset_key(cfg: DataConfig) -> str:
     root = source_root(cfg)
     name = cfg.name if root is None else f"{cfg.name}-{root.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
     split = f"-test{cfg.test_fraction:g}" if cfg.name == "digits" else ""
-    return f"{name}-{cfg.stored_side}px{split}"
+    pool = Path(cfg.pool).resolve() if cfg.pool else None
+    pooled = f"-pool-{pool.name}-{hashlib.sha256(str(pool).encode()).hexdigest()[:8]}" if pool else ""
+    return f"{name}{pooled}-{cfg.stored_side}px{split}"
 
 
 def file_hash(path: Path) -> str:
@@ -137,16 +153,22 @@ def file_hash(path: Path) -> str:
 
 
 def write_prepared(data: ImageSplits, folder: Path, source: Optional[str]) -> dict[str, Any]:
-    """Write the decoded splits and their metadata (each file atomically; meta.json last, so a folder
-    without it was never finished). `source`: the root's `source_fingerprint`. Returns the metadata."""
+    """Write the decoded splits (and pool) and their metadata (each file atomically; meta.json last, so a folder
+    without it was never finished). `source`: the roots' `source_fingerprint`. Returns the metadata."""
     arrays = {"train_x": data.train_x, "train_y": data.train_y, "test_x": data.test_x, "test_y": data.test_y}
+    if data.pool is not None:
+        arrays[POOL_ARRAY] = data.pool.images
+        write_json(folder / f"{POOL_PATHS}.json", list(data.pool.paths))
     for name, tensor in arrays.items():
         with atomic_open(folder / f"{name}.npy", "wb") as handle:
             np.save(handle, tensor.contiguous().numpy())
+    files = {name: file_hash(folder / f"{name}.npy") for name in arrays}
+    if data.pool is not None:
+        files[POOL_PATHS] = file_hash(folder / f"{POOL_PATHS}.json")
     meta = PreparedMeta(
         classes=data.classes,
         digest=data.digest,
-        files={name: file_hash(folder / f"{name}.npy") for name in arrays},
+        files=files,
         shapes={name: list(tensor.shape) for name, tensor in arrays.items()},
         source=source,
         unreadable=data.unreadable,
@@ -165,7 +187,9 @@ def read_meta(folder: Path) -> PreparedMeta:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
         raise UserError(f"{folder / 'meta.json'}: {where}: {problem['msg']}: {REPREPARE}") from None
-    if set(meta.files) != set(ARRAYS) or set(meta.shapes) != set(ARRAYS):
+    pooled = POOL_ARRAY in meta.shapes
+    arrays = {*ARRAYS, POOL_ARRAY} if pooled else set(ARRAYS)
+    if set(meta.files) != arrays | ({POOL_PATHS} if pooled else set()) or set(meta.shapes) != arrays:
         raise UserError(f"{folder / 'meta.json'} does not describe the arrays {', '.join(ARRAYS)}: {REPREPARE}")
     return meta
 
@@ -177,28 +201,51 @@ def read_prepared(folder: Path, source: Optional[str] = None) -> ImageSplits:
     meta = read_meta(folder)
     if meta.source != source:
         raise UserError(f"{folder}: the files under data.root changed since they were prepared: {REPREPARE}")
-    arrays: dict[str, np.memmap] = {}
-    for name in ARRAYS:
-        path = folder / f"{name}.npy"
-        try:
-            array = np.load(path, mmap_mode="c")
-        except (OSError, ValueError) as exc:
-            raise UserError(
-                f"{path} is missing, truncated or not an array ({type(exc).__name__}): {REPREPARE}"
-            ) from None
-        if list(array.shape) != meta.shapes[name]:
-            raise UserError(f"{path} holds shape {list(array.shape)}, meta.json says {meta.shapes[name]}: {REPREPARE}")
-        if file_hash(path) != meta.files[name]:
-            raise UserError(f"{path} does not match its digest in meta.json (edited since prepared): {REPREPARE}")
-        arrays[name] = array
+    arrays = {name: _open_array(folder, name, meta) for name in meta.shapes}
     for name in ("train_y", "test_y"):
         if len(arrays[name]) and not 0 <= int(arrays[name].min()) <= int(arrays[name].max()) < len(meta.classes):
             raise UserError(f"{folder}: {name} holds labels outside the {len(meta.classes)} classes: {REPREPARE}")
     train_x, train_y, test_x, test_y = (torch.from_numpy(arrays[name]) for name in ARRAYS)
     data = ImageSplits(
-        train_x, train_y, test_x, test_y, list(meta.classes), meta.unreadable, tuple(meta.unreadable_examples)
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        list(meta.classes),
+        meta.unreadable,
+        tuple(meta.unreadable_examples),
+        _read_pool(folder, meta, arrays),
     )
     return with_digest(data, meta.digest)
+
+
+def _open_array(folder: Path, name: str, meta: PreparedMeta) -> np.memmap:
+    """One array file, memory-mapped, checked against its shape and digest in meta.json."""
+    path = folder / f"{name}.npy"
+    try:
+        array = np.load(path, mmap_mode="c")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is missing, truncated or not an array ({type(exc).__name__}): {REPREPARE}") from None
+    if list(array.shape) != meta.shapes[name]:
+        raise UserError(f"{path} holds shape {list(array.shape)}, meta.json says {meta.shapes[name]}: {REPREPARE}")
+    if file_hash(path) != meta.files[name]:
+        raise UserError(f"{path} does not match its digest in meta.json (edited since prepared): {REPREPARE}")
+    return array
+
+
+def _read_pool(folder: Path, meta: PreparedMeta, arrays: dict[str, np.memmap]) -> Optional[Pool]:
+    """The prepared pool (images and their paths, checked against meta.json), or None without one."""
+    if POOL_ARRAY not in arrays:
+        return None
+    path = folder / f"{POOL_PATHS}.json"
+    paths = read_json(path, f"the pool's image paths ({REPREPARE})")
+    if (
+        file_hash(path) != meta.files[POOL_PATHS]
+        or not isinstance(paths, list)
+        or len(paths) != len(arrays[POOL_ARRAY])
+    ):
+        raise UserError(f"{path} does not match meta.json (edited since prepared): {REPREPARE}")
+    return Pool(torch.from_numpy(arrays[POOL_ARRAY]), tuple(str(p) for p in paths))
 
 
 def load(cfg: DataConfig, folder: Path, stamp: Path) -> ImageSplits:

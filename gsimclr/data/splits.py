@@ -18,6 +18,15 @@ from gsimclr.system.errors import UserError
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Unlabelled images (`data.pool`) as uint8 (N, C, H, W), and each one's path relative to the pool folder: the
+    key of the pseudo-label table."""
+
+    images: torch.Tensor
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ImageSplits:
     """Train and test images as uint8 (N, C, H, W) tensors with integer class labels."""
 
@@ -30,14 +39,29 @@ class ImageSplits:
     """Image files left out because they could not be decoded (`data.on_unreadable: skip`), train and test."""
     unreadable_examples: tuple[str, ...] = ()
     """The first few of them (paths)."""
+    pool: Optional[Pool] = None
+    """The unlabelled images the unsupervised stages train on (`data.pool`); None: they train on `train_x`."""
 
     @cached_property
     def digest(self) -> str:
-        """Short SHA-256 of the training images and labels as decoded: what every training stage consumes,
-        so a changed dataset never resumes a checkpoint built from the old one."""
+        """Short SHA-256 of the training images and labels as decoded (and of the pool, where there is one): what
+        every training stage consumes, so a changed dataset never resumes a checkpoint built from the old one."""
         digest = hashlib.sha256(self.train_x.contiguous().numpy().data)  # hashes the buffer, no copy
         digest.update(self.train_y.contiguous().numpy().data)
+        if self.pool is not None:
+            digest.update(self.pool.images.contiguous().numpy().data)
+            digest.update("\0".join(self.pool.paths).encode(errors="surrogateescape"))
         return digest.hexdigest()[:16]
+
+    @property
+    def unlabelled_x(self) -> torch.Tensor:
+        """The images the autoencoder, the pseudo labels and pretraining train on: the pool, else the training split."""
+        return self.train_x if self.pool is None else self.pool.images
+
+    @property
+    def unlabelled_truth(self) -> Optional[np.ndarray]:
+        """The true classes of `unlabelled_x`, to measure diagnostics only (never to train); None for a pool."""
+        return self.train_y.numpy() if self.pool is None else None
 
     @property
     def channels(self) -> int:

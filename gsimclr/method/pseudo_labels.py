@@ -12,7 +12,7 @@ The refreshed labels are checkpointed, so a resumed run guides exactly as an uni
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,9 +24,10 @@ from gsimclr.method.clustering import keep_confident, kmeans_with_distances
 from gsimclr.system.errors import MissingUpstreamError, UserError
 
 
-def read_pseudo_labels(path: Path, n_images: int) -> np.ndarray:
+def read_pseudo_labels(path: Path, n_images: int, pool_paths: Optional[Sequence[str]] = None) -> np.ndarray:
     """The `cluster` stage's table as one label per training image, in image order. Every refusal names the row
-    (its line in the file) and the value that is wrong."""
+    (its line in the file) and the value that is wrong. With an unlabelled pool (`pool_paths`: each image's path in
+    it) the table also keys every image by its path, and a path that is not the pool's is refused too."""
     if not path.exists():
         raise MissingUpstreamError(f"pseudo labels not found: {path} (run `gsimclr cluster` first)")
     try:
@@ -57,7 +58,21 @@ def read_pseudo_labels(path: Path, n_images: int) -> np.ndarray:
             f"{path} labels {len(indices)} images but the training split has {n_images}: index {missing} is missing "
             "(re-run `gsimclr cluster`)"
         )
+    if pool_paths is not None:
+        _check_pool_paths(path, table, indices, pool_paths)
     return labels[np.argsort(indices)].astype(np.int64)
+
+
+def _check_pool_paths(path: Path, table: pd.DataFrame, indices: np.ndarray, pool_paths: Sequence[str]) -> None:
+    """Every row's `path` is the pool image its `index` names (a table of another pool is refused)."""
+    if "path" not in table:
+        raise UserError(f"{path}: expected a path column (the table of an unlabelled pool): re-run `gsimclr cluster`")
+    for row, (index, image) in enumerate(zip(indices, table["path"].astype(str), strict=True)):
+        if pool_paths[index] != image:
+            raise UserError(
+                f"{path}, line {row + 2}: {image!r} is not image {index} of data.pool "
+                f"({pool_paths[index]!r}): re-run `gsimclr cluster`"
+            )
 
 
 def _is_integer(value: object) -> bool:

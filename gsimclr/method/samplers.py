@@ -114,7 +114,8 @@ class BatchDiagnostics:
       are same-class pairs (the pairs `cancel` / `attract` act on).
     """
 
-    true_labels: np.ndarray
+    true_labels: Optional[np.ndarray]
+    """None where the images have no classes (an unlabelled pool): only the pseudo labels' spread is counted."""
     pseudo_labels: Optional[Callable[[], Optional[np.ndarray]]] = None
     """The labels the current epoch was guided by (G-SimCLR only; None during guidance's warm-up)."""
     loss_uses_labels: bool = False
@@ -122,28 +123,32 @@ class BatchDiagnostics:
     detailed: bool = False
 
     def __call__(self, batches: Sequence[np.ndarray]) -> dict[str, float]:
-        _, same_class = batch_stats(batches, self.true_labels)
+        current, true = self.pseudo_labels() if self.pseudo_labels is not None else None, self.true_labels
+        if true is None:
+            return {} if current is None else {"distinct_pseudo_labels_per_batch": batch_stats(batches, current)[0]}
+        _, same_class = batch_stats(batches, true)
         out = {"same_class_pairs_per_batch": same_class}
-        current = self.pseudo_labels() if self.pseudo_labels is not None else None
         if current is None:
-            return out | (self.negatives(batches, same_class) if self.detailed else {})
+            return out | (negatives(batches, true, same_class) if self.detailed else {})
         out["distinct_pseudo_labels_per_batch"], same_pseudo = batch_stats(batches, current)
-        quality = cluster_quality(current, self.true_labels)
+        quality = cluster_quality(current, true)
         out["pseudo_label_nmi"] = quality["nmi"]
         if not self.detailed:
             return out
-        _, both = batch_stats(batches, self.true_labels * (int(current.max()) + 1) + current)
-        out |= self.negatives(batches, same_class - both if self.loss_uses_labels else same_class)
+        _, both = batch_stats(batches, true * (int(current.max()) + 1) + current)
+        out |= negatives(batches, true, same_class - both if self.loss_uses_labels else same_class)
         out["pseudo_label_purity"] = quality["purity"]
         if same_pseudo > 0:
             out["pseudo_pair_precision"] = both / same_pseudo
         return out
 
-    def negatives(self, batches: Sequence[np.ndarray], negatives: float) -> dict[str, float]:
-        """Same-class pairs the loss treats as negatives, and the share of random batches' expected ones removed."""
-        expected = expected_same_label_pairs(self.true_labels, [len(b) for b in batches])
-        removed = {"false_negatives_removed": 1.0 - negatives / expected} if expected > 0 else {}
-        return {"same_class_negatives_per_batch": negatives, **removed}
+
+def negatives(batches: Sequence[np.ndarray], true: np.ndarray, count: float) -> dict[str, float]:
+    """`count` same-class pairs per batch the loss treats as negatives, and the share of random batches' expected
+    ones that leaves removed."""
+    expected = expected_same_label_pairs(true, [len(b) for b in batches])
+    removed = {"false_negatives_removed": 1.0 - count / expected} if expected > 0 else {}
+    return {"same_class_negatives_per_batch": count, **removed}
 
 
 def expected_same_label_pairs(labels: np.ndarray, batch_sizes: Sequence[int]) -> float:

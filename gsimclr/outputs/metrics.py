@@ -114,13 +114,15 @@ class EvaluationMetrics:
         return cls.from_json(read_json(path, what), what)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PretrainMetrics:
     """The last pretraining epoch: loss, false negatives per batch and, where measured, kNN accuracy
     and the pseudo labels' quality (true labels only measure)."""
 
     loss: float
-    same_class_pairs_per_batch: float
+    same_class_pairs_per_batch: Optional[float] = None
+    """None where the images have no classes (an unlabelled pool); so are all the diagnostics below but the kNN
+    monitor's, which reads the labelled training split."""
     epochs: int
     processes: int
     same_class_negatives_per_batch: Optional[float] = None
@@ -139,7 +141,7 @@ class PretrainMetrics:
         return _from_json(cls, read_json(path, what), what)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClusterMetrics:
     """k-means pseudo labels against the true classes, and one epoch of random vs guided batches."""
 
@@ -148,20 +150,21 @@ class ClusterMetrics:
     size_min: float
     size_max: float
     size_mean: float
-    nmi: float
-    ari: float
-    purity: float
-    min_same_class_pairs: float
+    nmi: Optional[float] = None
+    """None, as every true-class diagnostic here, where the clustered images have no classes (an unlabelled pool)."""
+    ari: Optional[float] = None
+    purity: Optional[float] = None
+    min_same_class_pairs: Optional[float] = None
     """The fewest same-class pairs per batch any partition of an epoch allows (perfect guidance)."""
     random_distinct_pseudo_labels: float
     random_same_pseudo_pairs: float
-    random_same_class_pairs: float
+    random_same_class_pairs: Optional[float] = None
     guided_distinct_pseudo_labels: float
     guided_same_pseudo_pairs: float
-    guided_same_class_pairs: float
+    guided_same_class_pairs: Optional[float] = None
 
     def to_json(self) -> dict[str, float]:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
     @classmethod
     def read(cls, path: Path, what: str) -> ClusterMetrics:

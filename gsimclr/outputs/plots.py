@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
 
@@ -34,17 +35,24 @@ def loss_curves(history: list[dict[str, float]], keys: list[str], title: str) ->
     return figure
 
 
-def tsne_panels(embedding: np.ndarray, clusters: np.ndarray, classes: np.ndarray, class_names: list[str]) -> Figure:
-    """Two views of one t-SNE map: coloured by pseudo label and by true class (diagnostic only)."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5))
+def tsne_panels(
+    embedding: np.ndarray, clusters: np.ndarray, classes: Optional[np.ndarray], class_names: list[str]
+) -> Figure:
+    """Two views of one t-SNE map: coloured by pseudo label and by true class (diagnostic only); one view where the
+    images have no classes (an unlabelled pool)."""
+    panels = 1 if classes is None else 2
+    figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 5), squeeze=False)
+    left = axes[0, 0]
     left.scatter(embedding[:, 0], embedding[:, 1], c=clusters, cmap="nipy_spectral", s=6)
     left.set_title(f"autoencoder latent space by k-means cluster (k={clusters.max() + 1})")
-    for label in np.unique(classes):
-        mask = classes == label
-        right.scatter(embedding[mask, 0], embedding[mask, 1], s=6, label=class_names[label])
-    right.set_title("the same map by true class")
-    right.legend(markerscale=3, fontsize="small", loc="best")
-    for axis in (left, right):
+    if classes is not None:
+        right = axes[0, 1]
+        for label in np.unique(classes):
+            mask = classes == label
+            right.scatter(embedding[mask, 0], embedding[mask, 1], s=6, label=class_names[label])
+        right.set_title("the same map by true class")
+        right.legend(markerscale=3, fontsize="small", loc="best")
+    for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
     return figure

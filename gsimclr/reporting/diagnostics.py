@@ -3,24 +3,53 @@ pairs) each arm's loss still pushes apart, averaged over seeds. The true labels 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Optional
+
 from gsimclr.evaluation.stats import Summary, summarize
 from gsimclr.reporting.rows import SeedOutputs
 from gsimclr.settings.config import Params
-from gsimclr.settings.names import METHODS
+from gsimclr.settings.names import METHODS, NOT_MEASURED
+
+
+def mean(values: Iterable[float]) -> Summary:
+    """Mean ± interval over seeds."""
+    return summarize(list(values))
+
+
+def measured(value: Optional[float]) -> float:
+    """A diagnostic every labelled run records (only an unlabelled pool leaves it out)."""
+    assert value is not None, "a labelled run records every true-class diagnostic"
+    return value
+
+
+def unlabelled_diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
+    """What can be measured without the classes of the images the autoencoder and pretraining trained on (an
+    unlabelled pool): the pseudo labels' spread and the losses; the rest says it was not measured."""
+    sizes = {key: mean(getattr(o.cluster, key) for o in outputs) for key in ("size_min", "size_max")}
+    distinct = mean(o.pretrain["gsimclr"].distinct_pseudo_labels_per_batch or 0.0 for o in outputs)
+    random_distinct = mean(o.cluster.random_distinct_pseudo_labels for o in outputs)
+    losses = {m: mean(o.pretrain[m].loss for o in outputs) for m in METHODS}
+    return [
+        f"- Pseudo labels (k={params.cluster.k}): cluster sizes {sizes['size_min'].mean:.0f}–"
+        f"{sizes['size_max'].mean:.0f} (means over seeds); NMI, ARI, purity and same-class pairs per batch: "
+        f"{NOT_MEASURED} (the images the autoencoder and pretraining trained on have no classes).",
+        f"- Distinct pseudo labels per G-SimCLR batch: {distinct} "
+        f"(random batches of the same size: {random_distinct}).",
+        f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
+    ]
 
 
 def diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
     """Pseudo-label quality and false negatives per batch, averaged over seeds (true labels only measure)."""
-
-    def mean(values) -> Summary:
-        return summarize(list(values))
-
+    if any(o.cluster.nmi is None for o in outputs):
+        return unlabelled_diagnostics(outputs, params)
     cluster = {
         key: mean(getattr(o.cluster, key) for o in outputs) for key in ("nmi", "ari", "purity", "size_min", "size_max")
     }
-    random_pairs = mean(o.pretrain["simclr"].same_class_pairs_per_batch for o in outputs)
-    guided_pairs = mean(o.pretrain["gsimclr"].same_class_pairs_per_batch for o in outputs)
-    floor = outputs[0].cluster.min_same_class_pairs
+    random_pairs = mean(measured(o.pretrain["simclr"].same_class_pairs_per_batch) for o in outputs)
+    guided_pairs = mean(measured(o.pretrain["gsimclr"].same_class_pairs_per_batch) for o in outputs)
+    floor = measured(outputs[0].cluster.min_same_class_pairs)
     removable = random_pairs.mean - floor
     removed = f"{(random_pairs.mean - guided_pairs.mean) / removable:.0%}" if removable > 0 else "n/a"
     distinct = mean(o.pretrain["gsimclr"].distinct_pseudo_labels_per_batch or 0.0 for o in outputs)

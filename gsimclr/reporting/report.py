@@ -149,6 +149,16 @@ def introduction(params: Params) -> list[str]:
         "",
         arm_description(params),
         "",
+        *(
+            [
+                f"Pretraining data: the unlabelled pool `{params.data.pool}` (the autoencoder, the pseudo labels and "
+                "both arms trained on it); the labelled images serve only the probes, the classifiers, the kNN "
+                "monitor and the controls.",
+                "",
+            ]
+            if params.data.pool
+            else []
+        ),
     ]
 
 

@@ -6,7 +6,7 @@ a typo must fail loudly before hours of training, not be ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import (
     AfterValidator,
@@ -16,7 +16,9 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -77,6 +79,11 @@ class DataConfig(Section):
     """imagefolder: an image that cannot be decoded (zero bytes, truncated, a decompression bomb, text named .png)
     is left out and counted -- in the prepared metadata, every stage's MLflow run and results.md -- or, with
     `error`, stops `prepare` with one line naming it."""
+    pool: Optional[str] = None
+    """A folder of unlabelled images (any depth, no class folders needed) that `autoencoder`, `cluster` and
+    `pretrain` train on; the labelled dataset (`name`, `root`: may be small) then serves only `evaluate`, the kNN
+    monitor and the controls. None: every stage trains on the labelled training split. The diagnostics that need
+    true labels (NMI, same-class pairs per batch) are not measured on a pool."""
 
     @property
     def stored_side(self) -> int:
@@ -93,6 +100,24 @@ class DataConfig(Section):
     def _root_needed(self) -> DataConfig:
         if self.name in ("cifar10", "imagefolder") and not self.root:
             raise ValueError(f"data.root is required for data.name={self.name}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_pool(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No `pool` entry without a pool: a run's identity (checkpoints, MLflow params) stays what it was before
+        pools existed."""
+        dumped = handler(self)
+        if self.pool is None:
+            dumped.pop("pool", None)
+        return dumped
+
+    @model_validator(mode="after")
+    def _pool_in_colour(self) -> DataConfig:
+        if self.pool is not None and self.name == "digits":
+            raise ValueError(
+                "data.pool holds colour images: pair it with a colour labelled dataset "
+                "(data.name: imagefolder or cifar10)"
+            )
         return self
 
 
@@ -335,6 +360,10 @@ class Params(Section):
             raise ValueError(
                 f"guidance.refresh_every={g.refresh_every} is longer than the run: {guided} guided epochs "
                 f"(pretrain.epochs={epochs} - guidance.warmup_epochs={g.warmup_epochs})"
+            )
+        if g.labels == "oracle" and self.data.pool is not None:
+            raise ValueError(
+                "guidance.labels=oracle reads the true labels of the pretraining images: data.pool has none"
             )
         return self
 

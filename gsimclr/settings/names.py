@@ -26,6 +26,12 @@ ORACLE_LABEL = "oracle (uses true labels: an upper bound, not a method)"
 ORACLE_PREFIX = "oracle_bound"
 """The oracle arm's MLflow run names and metric names start with this."""
 
+NOT_MEASURED = "not measured: unlabelled pool"
+"""What the metrics files and reports say in place of a diagnostic that needs the true classes of the images the
+unsupervised stages train on (NMI, same-class pairs per batch) when those are an unlabelled pool (`data.pool`)."""
+UNMEASURED_KEY = "true_label_diagnostics"
+"""The metrics-file entry (and MLflow tag) that holds `NOT_MEASURED`."""
+
 PIXELS: Control = "pixels"
 """The raw-pixel control, and the name of its one representation (a linear probe on the pixels)."""
 

@@ -87,7 +87,7 @@ def train_autoencoder(ctx: StageContext) -> dict[str, float]:
     params, cfg = ctx.params, ctx.params.autoencoder
     check_image_size(params.data.image_size, list(cfg.filters))
     data = ctx.dataset()
-    images = ctx.on_device(data.train_x)
+    images = ctx.on_device(data.unlabelled_x)  # the training split's images, or the unlabelled pool
     # Unsupervised: the validation split is random, not stratified by the (unused) labels.
     split = split_indices(len(images), params.data.val_fraction, ctx.seed)
     model = build.autoencoder(cfg, data.channels).to(ctx.device)

@@ -105,10 +105,14 @@ def stage_context(
 
 
 def log_training_data(tracker: StageRun, ctx: StageContext, data: ImageSplits) -> None:
-    """Record the dataset a stage trained on (name, root, content digest, split sizes) on its MLflow run."""
+    """Record the dataset a stage trained on (name, root, content digest, split sizes, the unlabelled pool's folder
+    and size) on its MLflow run."""
     cfg = ctx.params.data
     name = cfg.name if cfg.name != "imagefolder" or not cfg.root else f"imagefolder-{Path(cfg.root).name}"
     sizes = {"train": len(data.train_y), "test": len(data.test_y)}
+    if data.pool is not None:
+        sizes["pool"] = len(data.pool.paths)
+        tracker.set_tag("pool", str(cfg.pool))
     tracker.log_dataset(name, cfg.root, data.digest, sizes, data.unreadable)
     if data.unreadable:
         ctx.learned["unreadable_images"] = data.unreadable

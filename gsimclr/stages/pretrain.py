@@ -27,7 +27,15 @@ from gsimclr.outputs.metrics import PretrainMetrics, epoch_curves
 from gsimclr.pipeline.tracking import StageRun, stage_run
 from gsimclr.pipeline.tracking_names import registered_model_name
 from gsimclr.settings.config import PretrainConfig
-from gsimclr.settings.names import METHOD_NAMES, ORACLE_LABEL, ORACLE_PREFIX, Method, Stage
+from gsimclr.settings.names import (
+    METHOD_NAMES,
+    NOT_MEASURED,
+    ORACLE_LABEL,
+    ORACLE_PREFIX,
+    UNMEASURED_KEY,
+    Method,
+    Stage,
+)
 from gsimclr.stages.context import StageContext, finish, log_training_data
 from gsimclr.system.errors import UserError
 from gsimclr.system.storage import save_torch, write_csv, write_json
@@ -40,10 +48,10 @@ STAGE: Stage = "pretrain"
 
 
 def guidance_labels(
-    ctx: StageContext, net: SimCLRNet, images: DeviceImages, train_y: torch.Tensor, world: World
+    ctx: StageContext, net: SimCLRNet, images: DeviceImages, data: ImageSplits, world: World
 ) -> PseudoLabels:
     """The G-SimCLR arm's labels by `guidance.labels`: the `cluster` stage's table, k-means of `net`'s own
-    embeddings (also refreshing the table if `refresh_every` says so), or the true labels `train_y` -- read
+    embeddings (also refreshing the table if `refresh_every` says so), or the true training labels -- read
     here only under `labels: oracle`, the upper bound every report marks as such."""
     params, guidance = ctx.params, ctx.params.guidance
     k = guidance.refresh_k or params.cluster.k
@@ -59,7 +67,7 @@ def guidance_labels(
         return rows.numpy().astype(np.float64)
 
     return PseudoLabels(
-        initial_labels(ctx, train_y, len(images)),
+        initial_labels(ctx, data),
         guidance.refresh_every,
         k,
         params.cluster.n_init,
@@ -73,23 +81,25 @@ def guidance_labels(
     )
 
 
-def initial_labels(ctx: StageContext, train_y: torch.Tensor, n_images: int) -> Optional[np.ndarray]:
+def initial_labels(ctx: StageContext, data: ImageSplits) -> Optional[np.ndarray]:
     """The labels guidance starts from: the autoencoder's table, none (the network is clustered first) or,
-    for the oracle bound only, the true training labels."""
+    for the oracle bound only, the true training labels (never of a pool: the settings refuse it)."""
     source = ctx.params.guidance.labels
     if source == "network":
         return None
     if source == "autoencoder":
-        return read_pseudo_labels(ctx.layout.pseudo_labels, n_images)
-    oracle = train_y.numpy().astype(np.int64)
+        pool_paths = data.pool.paths if data.pool is not None else None
+        return read_pseudo_labels(ctx.layout.pseudo_labels, len(data.unlabelled_x), pool_paths)
+    oracle = data.train_y.numpy().astype(np.int64)
     if len(np.unique(oracle)) < 2 or oracle.min() < 0:
         raise UserError("guidance.labels=oracle needs a training split labelled with at least two classes")
     return oracle
 
 
 def knn_monitor(ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: DeviceImages) -> KnnMonitor:
-    """The kNN monitor of `pretrain.knn`: fit-split memory bank, validation-split queries (the same stratified
-    split `evaluate` selects on). Labels are only read here, to measure."""
+    """The kNN monitor of `pretrain.knn` on the labelled training split `images`: fit-split memory bank,
+    validation-split queries (the same stratified split `evaluate` selects on). Labels are only read here, to
+    measure."""
     cfg = ctx.params.pretrain.knn
     split = split_indices(len(data.train_y), ctx.params.data.val_fraction, ctx.seed, labels=data.train_y)
     if cfg.every and cfg.k > len(split.fit):
@@ -123,12 +133,12 @@ def batch_diagnostics(
     """Per-epoch false-negative counts and pseudo-label quality: the true labels measure them, never train. The
     paper's arm (fixed autoencoder labels, batches only) and SimCLR keep the few metrics they always had."""
     if method == "simclr" or labels is None:  # SimCLR never reads the guidance section
-        return BatchDiagnostics(data.train_y.numpy())
+        return BatchDiagnostics(data.unlabelled_truth)
     guidance = ctx.params.guidance
     uses_labels = guidance.false_negatives in LABELLED_LOSSES
     beyond_paper = uses_labels or guidance.refresh_every > 0 or guidance.labels != "autoencoder"
     return BatchDiagnostics(
-        data.train_y.numpy(), lambda: labels.current, loss_uses_labels=uses_labels, detailed=beyond_paper
+        data.unlabelled_truth, lambda: labels.current, loss_uses_labels=uses_labels, detailed=beyond_paper
     )
 
 
@@ -191,11 +201,11 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     world = join_world(ctx.device)
     check_batch(world, cfg.batch_size)
     data = ctx.dataset()
-    images = ctx.on_device(data.train_x)
+    images = ctx.on_device(data.unlabelled_x)
     if cfg.batch_size > len(images):
         raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
     net = build.simclr_net(params.model, data.channels).to(ctx.device)
-    labels = guidance_labels(ctx, net, images, data.train_y, world) if method == "gsimclr" else None
+    labels = guidance_labels(ctx, net, images, data, world) if method == "gsimclr" else None
     if labels is not None and cfg.batch_size != params.cluster.k and world.is_main:
         print(
             f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
@@ -203,7 +213,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
         )
     model = wrap_model(cast(nn.Module, torch.compile(net)) if cfg.compile else net, world, ctx.device)
     optimizer, scheduler = sgd_warmup_cosine(cfg, model, len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed)))
-    monitor = knn_monitor(ctx, net, data, images)
+    monitor = knn_monitor(ctx, net, data, images if data.pool is None else ctx.on_device(data.train_x))
     batches = epoch_batches(ctx, len(images), labels)
     step = contrastive_step(ctx, method, model, images, labels, world)
     loop = pretrain_loop(ctx, method, data, world)
@@ -251,8 +261,11 @@ def save_outputs(
         {"model": net.state_dict(), "in_channels": example.shape[1], "method": method, "config": ctx.config},
         layout.pretrained(method),
     )
-    write_json(layout.metrics("pretrain", method), metrics.to_json())
+    unmeasured = {UNMEASURED_KEY: NOT_MEASURED} if metrics.same_class_pairs_per_batch is None else {}
+    write_json(layout.metrics("pretrain", method), metrics.to_json() | unmeasured)
     tracker.log_metrics(metrics.to_json())
+    for key, value in unmeasured.items():
+        tracker.set_tag(key, value)
     write_csv(
         layout.pretrain_loss(method, "csv"), [{"epoch": r["epoch"], f"{method}_loss": r["loss"]} for r in history]
     )

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 from conftest import TINY_PARAMS, write_image_folder, write_params
 from typer.testing import CliRunner
 
@@ -182,3 +183,38 @@ def test_the_digest_is_checked_in_chunked_reads_and_survives_a_re_prepare(prepar
     meta = (folder / "meta.json").read_bytes()
     result = runner.invoke(app, ["--params", str(params), "prepare"])  # what every `dvc repro` does
     assert result.exit_code == 0 and (folder / "meta.json").read_bytes() == meta  # same output hash for DVC
+
+
+def pool_params(tmp_path, root, pool):
+    """The image-folder params with an unlabelled pool of 6 photos (two at depth 2)."""
+    from PIL import Image
+
+    for i in range(6):
+        path = pool / ("a/b" if i % 3 == 0 else "") / f"p{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((10, 10, 3), 40 * i, np.uint8)).save(path)
+    params = image_folder_params(tmp_path, root)
+    return {**params, "data": {**params["data"], "pool": str(pool)}}
+
+
+def test_a_pool_is_prepared_with_its_paths_and_its_changes_are_caught(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = write_image_folder(tmp_path / "imgs")
+    params = write_params(tmp_path / "params.yaml", pool_params(tmp_path, root, tmp_path / "pool"))
+    result = runner.invoke(app, ["--params", str(params), "prepare"])
+    assert result.exit_code == 0 and "6 unlabelled pool images" in result.output, result.output
+    cfg = DataConfig(**yaml.safe_load(params.read_text())["data"])
+    folder = Layout().prepared_data(dataset_key(cfg))
+    data = read_prepared(folder, prepared_module.source_fingerprint(cfg))
+    assert data.pool is not None and data.unlabelled_x.shape == (6, 3, 8, 8)
+    assert data.pool.paths == ("p1.png", "p2.png", "p4.png", "p5.png", "a/b/p0.png", "a/b/p3.png")
+    assert data.digest != load_dataset(cfg.model_copy(update={"pool": None})).digest  # checkpoints re-key on it
+    assert dataset_key(cfg) != dataset_key(cfg.model_copy(update={"pool": None}))  # its own prepared folder
+
+    paths = json.loads((folder / "pool_paths.json").read_text())
+    (folder / "pool_paths.json").write_text(json.dumps(paths[::-1]))
+    with pytest.raises(UserError, match=r"pool_paths\.json does not match meta\.json"):
+        read_prepared(folder, prepared_module.source_fingerprint(cfg))
+    (tmp_path / "pool" / "p9.png").write_bytes((tmp_path / "pool" / "p1.png").read_bytes())  # a new photo
+    result = runner.invoke(app, ["--params", str(params), "--device", "cpu", "evaluate", "--method", "pixels"])
+    assert result.exit_code == 2 and "changed since they were prepared" in result.output, result.output

@@ -188,3 +188,11 @@ def test_the_oracle_needs_a_labelled_training_split(tmp_path, monkeypatch):
         "error: guidance.labels=oracle needs a training split labelled with at least two classes"
     ], result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_a_run_without_a_pool_keeps_the_identity_it_had_before_pools_existed():
+    """Checkpoints and MLflow params key on the dumped settings: an unset `data.pool` is not in them."""
+    plain = Params.model_validate(TINY_PARAMS).model_dump(mode="json")["data"]
+    assert "pool" not in plain
+    data = {**TINY_PARAMS["data"], "name": "imagefolder", "root": "labelled", "pool": "photos"}
+    assert Params.model_validate({**TINY_PARAMS, "data": data}).model_dump(mode="json")["data"]["pool"] == "photos"

@@ -283,3 +283,14 @@ def test_a_shuffled_pseudo_label_table_is_read_in_image_order(tmp_path):
     path = tmp_path / "pseudo_labels.csv"
     path.write_text("index,cluster\n2,0\n0,2\n1,1\n")
     assert read_pseudo_labels(path, 3).tolist() == [2, 1, 0]
+
+
+def test_a_pool_table_keys_each_image_by_its_path_and_another_pools_table_is_refused(tmp_path):
+    path, pool = tmp_path / "pseudo_labels.csv", ("x/a.jpg", "b.png", "c d.jpg")
+    path.write_text("index,path,cluster\n2,c d.jpg,0\n0,x/a.jpg,2\n1,b.png,1\n")
+    assert read_pseudo_labels(path, 3, pool).tolist() == [2, 1, 0]
+    with pytest.raises(UserError, match=r"line 3: 'x/a.jpg' is not image 0 of data.pool \('y/a.jpg'\)"):
+        read_pseudo_labels(path, 3, ("y/a.jpg", "b.png", "c d.jpg"))
+    path.write_text("index,cluster\n0,2\n1,1\n2,0\n")  # the table of a labelled training split
+    with pytest.raises(UserError, match="expected a path column"):
+        read_pseudo_labels(path, 3, pool)
