@@ -70,7 +70,13 @@ def overrides(study: Path, current: Path, extra: Sequence[str] = ()) -> list[str
     """Hydra overrides that turn `current` (params.yaml) into `study`, then the user's own `extra` ones."""
     load_params(study)  # a study with a typo fails here, before DVC starts anything
     wanted, present = leaves(read_yaml(study)), leaves(read_yaml(current, "params file"))
-    removed = [f"~{key}" for key in present if key not in wanted and not any(key.startswith(f"{w}.") for w in wanted)]
+    # Hydra cannot delete a null entry ("does not exist"); null is the default of every entry that may be null, so
+    # leaving one the study omits says what omitting it says
+    removed = [
+        f"~{key}"
+        for key, value in present.items()
+        if value is not None and key not in wanted and not any(key.startswith(f"{w}.") for w in wanted)
+    ]
     # `key=value` only overrides a key the file has; `++` also adds one the study leaves at its default
     own = [item if item.startswith(("+", "~")) else f"++{item}" for item in extra]
     return removed + [f"++{key}={hydra_value(value)}" for key, value in wanted.items()] + own
@@ -104,10 +110,14 @@ def effective_params(study: Path, extra: Sequence[str]) -> Params:
 
 
 def check_data_root(study: Path, extra: Sequence[str], cwd: Path) -> None:
-    """A study on a dataset the project does not ship needs `data.root` (after the user's overrides) to hold it:
-    say where it is expected and how to pass it, before DVC starts anything (a relative root is read from the
-    project folder `cwd`)."""
+    """A study on a dataset the project does not ship needs `data.root` (after the user's overrides) to hold it, and
+    `data.pool`, where it names one, to be a folder: say where it is expected and how to pass it, before DVC starts
+    anything (relative paths are read from the project folder `cwd`)."""
     data = effective_params(study, extra).data
+    if data.pool is not None and not (cwd / data.pool).is_dir():
+        raise UserError(
+            f"{study}: data.pool={data.pool} is not a folder; pass your images' folder with -S data.pool=/abs/path"
+        )
     if data.name == "digits" or (data.name == "cifar10" and data.download):
         return
     root = cwd / (data.root or ".")

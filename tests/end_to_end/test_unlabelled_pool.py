@@ -1,5 +1,6 @@
 """Your own images (issue 36): pretrain on an unlabelled folder (`data.pool`), evaluate on a small labelled one, then
-embed a third folder with the registered encoder -- `gsimclr repro` of a tiny study in a temporary DVC project."""
+embed a third folder with the registered encoder -- the commands of docs/own-images.md, run as a user runs them,
+in a temporary DVC project."""
 
 import csv
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import yaml
 from conftest import REPO, TINY_PARAMS, write_image_folder, write_params
 from PIL import Image
 from typer.testing import CliRunner
@@ -48,30 +50,67 @@ def pool_params(labelled: Path, pool: Path) -> dict:
     )
 
 
+def tiny_recipe() -> dict:
+    """pipelines/own-images.yaml at a seconds-long budget: its sections, with tiny sizes, epochs and one seed."""
+    recipe = yaml.safe_load((REPO / "pipelines" / "own-images.yaml").read_text())
+    tiny = pool_params(Path(recipe["data"]["root"]), Path(recipe["data"]["pool"]))
+    recipe["seeds"] = tiny["seeds"]
+    for section in ("data", "cluster", "model", "pretrain", "evaluate"):
+        recipe[section] = {**recipe[section], **tiny[section]}
+    recipe["autoencoder"] |= {"filters": [8, 16], "epochs": 2}
+    return recipe
+
+
+def page_commands() -> str:
+    """The command block of docs/own-images.md, as a user copies it."""
+    page = (REPO / "docs" / "own-images.md").read_text()
+    block = page.split("<!-- own-images-commands -->\n```bash\n", 1)[1]
+    return block.split("```", 1)[0]
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """The study run by `gsimclr repro` in a copy of the repository (a DVC project of its own)."""
+    """The page's commands, run verbatim with its three folders pointed at generated ones, in a copy of the
+    repository whose pipelines/own-images.yaml is the tiny recipe."""
     root = tmp_path_factory.mktemp("pool-project")
     data = tmp_path_factory.mktemp("pool-data")
     for name in ("gsimclr", ".dvc"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("tmp", "cache", "__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
-    write_image_folder(data / "labelled", classes=("cat", "dog"), per_class=8)
-    write_params(root / "params.yaml", pool_params(data / "labelled", pool_images(data / "pool")))
+    (root / "pipelines").mkdir()
+    write_params(root / "pipelines" / "own-images.yaml", tiny_recipe())
+    folders = {
+        "LABELLED": write_image_folder(data / "labelled", classes=("cat", "dog"), per_class=8),
+        "PHOTOS": pool_images(data / "photos"),
+        "NEW_PHOTOS": pool_images(data / "more-photos", n=5),
+    }
+    lines = page_commands().splitlines()
+    commands = [
+        f"{line.split('=')[0]}={folders[line.split('=')[0]]}" if line.split("=")[0] in folders else line
+        for line in lines
+    ]
+    assert sum(line != given for line, given in zip(commands, lines, strict=True)) == len(folders), commands
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env |= {f"GIT_{who}_{what}": "t" for who in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")}
     env.pop("MLFLOW_TRACKING_URI", None)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    # A hang guard, not a speed check: about a minute on an idle 2-core machine.
+    for git in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run(["git", *git], cwd=root, env=env, check=True)
+    # A hang guard, not a speed check: about two minutes on an idle 2-core machine.
     result = subprocess.run(
-        ["gsimclr", "repro", "--jobs", "2"], cwd=root, env=env, capture_output=True, text=True, timeout=1200
+        ["bash", "-euo", "pipefail", "-c", "\n".join(commands)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root, data
+    return root, data, result.stdout
 
 
 def test_the_study_pretrains_on_the_pool_and_reports_what_it_cannot_measure(study):
-    root, data = study
+    root, data, printed = study
     report = (root / "results" / "results.md").read_text()
     for needle in (
         "Table II",
@@ -79,11 +118,13 @@ def test_the_study_pretrains_on_the_pool_and_reports_what_it_cannot_measure(stud
         "## Controls — did pretraining learn anything?",
         "| Raw pixels | pixels |",
         "Fully supervised baseline",
-        f"Pretraining data: the unlabelled pool `{data / 'pool'}`",
+        f"Pretraining data: the unlabelled pool `{data / 'photos'}`",
         "NMI, ARI, purity and same-class pairs per batch: not measured: unlabelled pool",
     ):
-        assert needle in report, needle
+        assert needle in report and needle in printed, needle  # `cat results/results.md` printed it
     assert "NMI 0" not in report and "Same-class pairs per batch (" not in report
+    for figure in ("accuracy_by_seed.png", "paired_differences.png"):
+        assert (root / "results" / figure).stat().st_size > 1000
     cluster = json.loads((root / "metrics" / "seed0" / "cluster.json").read_text())
     assert cluster["true_label_diagnostics"] == "not measured: unlabelled pool" and "nmi" not in cluster
     for method in ("simclr", "gsimclr"):
@@ -91,26 +132,24 @@ def test_the_study_pretrains_on_the_pool_and_reports_what_it_cannot_measure(stud
         assert "same_class_pairs_per_batch" not in pretrain and "knn_val_acc" in pretrain  # the monitor is labelled
     with open(root / "artifacts" / "seed0" / "pseudo_labels.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
-    pool_files = sorted(str(p.relative_to(data / "pool")) for p in (data / "pool").rglob("IMG_*.jpg"))
+    pool_files = sorted(str(p.relative_to(data / "photos")) for p in (data / "photos").rglob("IMG_*.jpg"))
     assert sorted(row["path"] for row in table) == pool_files  # every pool image, keyed by its path; no hidden file
     logged = [line for log in (root / ".gsimclr" / "logs").glob("*.log") for line in log.read_text().splitlines()]
     assert not [line for line in logged if "Warning" in line or "WARNING" in line], logged
+    assert "P3 embeddings: (5, " in printed
 
 
-def test_the_registered_encoder_embeds_a_third_folder_as_mlflow_predicts(study, tmp_path, monkeypatch):
-    root, _ = study
-    monkeypatch.chdir(root)
-    photos = pool_images(tmp_path / "photos", n=5)
+def test_the_embeddings_equal_what_the_registered_model_predicts(study):
+    root, data, _ = study
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-    uri = "models:/gsimclr-imagefolder-labelled-gsimclr@newest"
-    result = runner.invoke(app, ["--device", "cpu", "embed", str(photos), "--model", uri, "--out", str(tmp_path / "e")])
-    assert result.exit_code == 0, result.output
-    with open(tmp_path / "e" / "index.csv", newline="") as handle:
+    out = root / "embeddings"
+    with open(out / "index.csv", newline="") as handle:
         paths = [row["image"] for row in csv.DictReader(handle)]
     assert len(paths) == 5
+    photos = data / "more-photos"
     images = decode_files([str(photos / p) for p in paths], 8, "error", photos).images.numpy()
-    predicted = mlflow.pyfunc.load_model(uri).predict(images)
-    embedded = np.concatenate([np.load(tmp_path / "e" / f"{tap}.npy") for tap in ("P1", "P2", "P3")], axis=1)
+    predicted = mlflow.pyfunc.load_model("models:/gsimclr-imagefolder-labelled-gsimclr@newest").predict(images)
+    embedded = np.concatenate([np.load(out / f"{tap}.npy") for tap in ("P1", "P2", "P3")], axis=1)
     assert embedded.shape == predicted.shape and np.allclose(embedded, predicted, atol=1e-5)
 
 
