@@ -31,11 +31,11 @@ NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-cancel-confident network-attract-head)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MLFLOW_DISABLE_TELEMETRY=true
 
-mkdir -p "$STUDY"
-STUDY=$(cd "$STUDY" && pwd)
 for name in "${NAMES[@]}"; do
   [ -n "${VARIANTS[$name]+set}" ] || { echo "error: unknown variant $name (one of: ${!VARIANTS[*]})" >&2; exit 2; }
 done
+mkdir -p "$STUDY"
+STUDY=$(cd "$STUDY" && pwd)
 write_params() {  # write_params FOLDER KEY=VALUE...: the screening recipe with data.root and guidance overrides
   python3 - "$HERE/cifar10-cpu.yaml" "$DATA" "$@" <<'PY'
 import sys, yaml
