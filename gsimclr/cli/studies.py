@@ -32,7 +32,8 @@ def tabulate(
     ] = ["P1", "P2", "P3", "fine-tune"],  # noqa: B006 (typer reads the default; it is never mutated)
     output: Annotated[Optional[Path], typer.Option(help="Also write the table to this file.")] = None,
 ) -> None:
-    """Put several studies side by side: each one's guided arm against its own SimCLR arm, paired by seed.
+    """Put several studies side by side: each one's guided arm against its own SimCLR arm, paired by seed, then the
+    controls each study ran (the untrained network, raw pixels) with both arms' margins over them.
 
     Example: gsimclr tabulate paper=results/base/results.csv debiased=results/debiased/results.csv
     """

@@ -14,7 +14,7 @@ from gsimclr.evaluation.stats import paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import read_results
 from gsimclr.reporting.arm import bound_verdict
 from gsimclr.reporting.rows import cells_by_seed
-from gsimclr.settings.names import ORACLE_LABEL
+from gsimclr.settings.names import ORACLE_LABEL, PIXELS
 from gsimclr.system.errors import UserError
 
 REPRESENTATIONS = ("P1", "P2", "P3", "fine-tune")
@@ -65,16 +65,46 @@ def study_rows(label: str, cells: Cells, representations: Sequence[str], oracle:
     return lines
 
 
+def control_rows(label: str, cells: Cells, representations: Sequence[str]) -> list[str]:
+    """One row per representation the untrained network was probed at (or, for fine-tuning, trained from scratch):
+    the control, raw pixels, and each arm's paired margin over the untrained network."""
+    pixels = cells.get((PIXELS, PIXELS))
+    lines = []
+    for rep in representations:
+        untrained, simclr, guided = (cells.get((method, rep)) for method in ("random_init", "simclr", "gsimclr"))
+        if untrained is None or simclr is None or guided is None:
+            continue
+        seeds = sorted(untrained)
+        base = [untrained[s] for s in seeds]
+        margins = [paired_difference([arm[s] for s in seeds], base).format(signed=True) for arm in (simclr, guided)]
+        raw = summarize([pixels[s] for s in seeds]) if pixels and rep != "fine-tune" else "–"
+        lines.append(f"| {label} | {rep} | {summarize(base)} | {raw} | {margins[0]} | {margins[1]} |")
+    return lines
+
+
 def tabulate(studies: Sequence[str], metric: str = "accuracy", representations: Sequence[str] = REPRESENTATIONS) -> str:
-    """Markdown: per study and representation, SimCLR, the study's guided arm, and their paired difference."""
+    """Markdown: per study and representation, SimCLR, the study's guided arm, and their paired difference; then,
+    where the studies ran them, the controls (the untrained network, raw pixels) and each arm's margin over them."""
     if not studies:
         raise UserError("name at least one study as LABEL=path/to/results.csv")
     lines = [
         "| study | representation | seeds | SimCLR | guided arm | guided − SimCLR (paired) | verdict |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
+    controls: list[str] = []
     for spec in studies:
         label, path = parse_study(spec)
         cells, oracle = study_cells(path, metric)
         lines += study_rows(label, cells, representations, oracle)
+        controls += control_rows(label, cells, representations)
+    if controls:
+        lines += [
+            "",
+            "Controls under the same probe (fine-tune: the same network trained from scratch on the same labels):",
+            "",
+            "| study | representation | untrained network | raw pixels | SimCLR − untrained (paired) "
+            "| guided arm − untrained (paired) |",
+            "| --- | --- | ---: | ---: | ---: | ---: |",
+            *controls,
+        ]
     return "\n".join(lines) + "\n"

@@ -78,3 +78,22 @@ def test_the_oracle_bound_is_named_and_never_called_better(tmp_path):
     row = result.output.strip().splitlines()[2]
     assert row.startswith("| cancel — oracle (uses true labels: an upper bound, not a method) | P3 |")
     assert row.endswith("| +10.00 ± 0.00 | upper bound: room above SimCLR |") and "better" not in row
+
+
+def test_the_controls_follow_with_each_arm_paired_against_the_untrained_network(tmp_path):
+    study = write_results(
+        tmp_path / "a.csv",
+        {
+            ("simclr", "P3"): [60, 62, 64],
+            ("gsimclr", "P3"): [61, 62, 66],
+            ("random_init", "P3"): [40, 41, 42],
+            ("pixels", "pixels"): [30, 30, 30],
+        },
+    )
+    result = runner.invoke(app, ["tabulate", f"paper={study}", "-r", "P3"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[4].startswith("Controls under the same probe")
+    # margins over the untrained network: simclr +20, +21, +22 (mean 21, sd 1: 4.303 / 1.732 = 2.48); gsimclr
+    # +21, +21, +24 (mean 22, sd 1.732: 4.303 · 1.732 / 1.732 = 4.30); pixels constant: no spread
+    assert lines[-1] == "| paper | P3 | 41.00 ± 2.48 | 30.00 ± 0.00 | +21.00 ± 2.48 | +22.00 ± 4.30 |"
