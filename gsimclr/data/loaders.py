@@ -6,6 +6,7 @@ tensors directly instead of decoding images per step; that keeps the data path o
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from dataclasses import replace
@@ -232,9 +233,14 @@ def decode_pool(folder: Path, size: int, on_unreadable: str) -> tuple[Pool, list
 
 
 def _refuse_test_images_in_pool(pool: Pool, data: ImageSplits, folder: Path) -> None:
-    """A test image in the pool would be pretrained on: the same decoded pixels in both are refused."""
-    test = {bytes(image.numpy().data) for image in data.test_x}
-    shared = [path for image, path in zip(pool.images, pool.paths, strict=True) if bytes(image.numpy().data) in test]
+    """A test image in the pool would be pretrained on: the same decoded pixels in both are refused (compared by a
+    digest of each image's pixels, so the test split is never held twice)."""
+
+    def digest(image: torch.Tensor) -> bytes:
+        return hashlib.blake2b(image.contiguous().numpy().data, digest_size=16).digest()
+
+    test = {digest(image) for image in data.test_x}
+    shared = [path for image, path in zip(pool.images, pool.paths, strict=True) if digest(image) in test]
     if shared:
         raise UserError(
             f"{len(shared)} image(s) of data.pool={folder} are test images (first: {printable(shared[0])}): "
