@@ -23,20 +23,27 @@ def measured(value: Optional[float]) -> float:
     return value
 
 
-def unlabelled_diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
-    """What can be measured without the classes of the images the autoencoder and pretraining trained on (an
-    unlabelled pool): the pseudo labels' spread and the losses; the rest says it was not measured."""
-    sizes = {key: mean(getattr(o.cluster, key) for o in outputs) for key in ("size_min", "size_max")}
+def spread_and_losses(outputs: list[SeedOutputs]) -> list[str]:
+    """What needs no true labels: distinct pseudo labels per batch, guided against random, and the final losses."""
     distinct = mean(o.pretrain["gsimclr"].distinct_pseudo_labels_per_batch or 0.0 for o in outputs)
     random_distinct = mean(o.cluster.random_distinct_pseudo_labels for o in outputs)
     losses = {m: mean(o.pretrain[m].loss for o in outputs) for m in METHODS}
     return [
-        f"- Pseudo labels (k={params.cluster.k}): cluster sizes {sizes['size_min'].mean:.0f}–"
-        f"{sizes['size_max'].mean:.0f} (means over seeds); NMI, ARI, purity and same-class pairs per batch: "
-        f"{NOT_MEASURED} (the images the autoencoder and pretraining trained on have no classes).",
         f"- Distinct pseudo labels per G-SimCLR batch: {distinct} "
         f"(random batches of the same size: {random_distinct}).",
         f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
+    ]
+
+
+def unlabelled_diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
+    """What can be measured without the classes of the images the autoencoder and pretraining trained on (an
+    unlabelled pool): the pseudo labels' spread and the losses; the rest says it was not measured."""
+    sizes = {key: mean(getattr(o.cluster, key) for o in outputs) for key in ("size_min", "size_max")}
+    return [
+        f"- Pseudo labels (k={params.cluster.k}): cluster sizes {sizes['size_min'].mean:.0f}–"
+        f"{sizes['size_max'].mean:.0f} (means over seeds); NMI, ARI, purity and same-class pairs per batch: "
+        f"{NOT_MEASURED} (the images the autoencoder and pretraining trained on have no classes).",
+        *spread_and_losses(outputs),
     ]
 
 
@@ -52,9 +59,6 @@ def diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
     floor = measured(outputs[0].cluster.min_same_class_pairs)
     removable = random_pairs.mean - floor
     removed = f"{(random_pairs.mean - guided_pairs.mean) / removable:.0%}" if removable > 0 else "n/a"
-    distinct = mean(o.pretrain["gsimclr"].distinct_pseudo_labels_per_batch or 0.0 for o in outputs)
-    random_distinct = mean(o.cluster.random_distinct_pseudo_labels for o in outputs)
-    losses = {m: mean(o.pretrain[m].loss for o in outputs) for m in METHODS}
     guided = [o.pretrain["gsimclr"] for o in outputs]
     refreshed = []
     if params.guidance.labels == "network" or params.guidance.refresh_every:
@@ -83,7 +87,5 @@ def diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
         f"SimCLR {random_pairs}, G-SimCLR {guided_pairs}; the fewest any partition allows is {floor:.1f}, "
         f"so guidance removed {removed} of the false negatives perfect labels could remove.",
         *refreshed,
-        f"- Distinct pseudo labels per G-SimCLR batch: {distinct} "
-        f"(random batches of the same size: {random_distinct}).",
-        f"- Final NT-Xent loss: SimCLR {losses['simclr']}, G-SimCLR {losses['gsimclr']}.",
+        *spread_and_losses(outputs),
     ]
