@@ -4,11 +4,9 @@ registered-model names, and the links into MLflow's UI that `compare` prints."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -96,18 +94,12 @@ def ui_base() -> str:
     return redacted(uri).rstrip("/") if _is_server(uri) else LOCAL_UI
 
 
-def ui_link(experiment_id: str) -> str:
-    """The experiment's runs view (MLflow 3 opens an experiment on its GenAI overview otherwise)."""
-    return f"{ui_base()}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-
-
-def comparison_link(experiment_id: str, run_ids: Sequence[str]) -> str:
-    """MLflow's run comparison page with `run_ids` side by side, one column each, their params and metrics as
-    rows: the view a study's question asks for, opened without a click (the route MLflow's own "Compare"
-    button builds: `#/compare-runs?runs=[...]&experiments=[...]`)."""
-    runs = quote(json.dumps(list(run_ids), separators=(",", ":")))
-    experiments = quote(json.dumps([experiment_id], separators=(",", ":")))
-    return f"{ui_base()}/#/compare-runs?runs={runs}&experiments={experiments}"
+def ui_link(experiment_id: str, view: Optional[str] = None) -> str:
+    """The experiment's runs view in MLflow's Model-training mode (MLflow 3 opens an experiment on its GenAI overview
+    otherwise), showing the shared view `view` where one is named (the key MLflow's own "Share" button puts in the
+    link it copies)."""
+    shared = f"viewStateShareKey={quote(view)}&" if view else ""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs?{shared}workflowType=machine_learning"
 
 
 def ui_hint(link: Optional[str] = None) -> str:

@@ -11,10 +11,11 @@ from typing import Optional
 from gsimclr.models.heads import TAPS
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
+from gsimclr.pipeline.answer_view import share_answer_view
 from gsimclr.pipeline.layout import Layout
 from gsimclr.pipeline.registry import tag_versions_of_run
 from gsimclr.pipeline.tracking import StageRun, link_runs, stage_run
-from gsimclr.pipeline.tracking_names import comparison_link, ui_hint
+from gsimclr.pipeline.tracking_names import ui_hint
 from gsimclr.reporting.figures import accuracy_by_seed
 from gsimclr.reporting.report import render
 from gsimclr.reporting.rows import LABELS, SeedOutputs, pooled_metrics, result_rows
@@ -86,13 +87,13 @@ def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tra
     return [path.name for path in written]
 
 
-def side_by_side(outputs: Sequence[SeedOutputs], experiment_id: Optional[str]) -> Optional[str]:
-    """The MLflow comparison of the methods' evaluation runs: SimCLR's seeds, then G-SimCLR's (None without
-    an experiment)."""
-    if experiment_id is None:
+def side_by_side(outputs: Sequence[SeedOutputs], tracker: StageRun, oracle: bool) -> Optional[str]:
+    """The link to every seed's evaluation runs -- both methods, the controls, the reference -- in one MLflow table,
+    best P3 first, saved under this comparison's run id (None without an experiment)."""
+    if tracker.experiment_id is None or tracker.run_id is None:
         return None
-    run_ids = [o.records[f"evaluate {method}"]["run_id"] for method in METHODS for o in outputs]
-    return comparison_link(experiment_id, run_ids)
+    run_ids = [o.records[f"evaluate {method}"]["run_id"] for method in EVAL_METHODS for o in outputs]
+    return share_answer_view(tracker.experiment_id, run_ids, tracker.run_id, oracle)
 
 
 def tag_registered_encoders(outputs: Sequence[SeedOutputs], rows: Sequence[ResultRow]) -> None:
@@ -122,7 +123,7 @@ def compare(ctx: StageContext) -> str:
     balanced = result_rows(outputs, None, True, source) if ctx.params.data.imbalance_ratio > 1 else []
     with stage_run(STAGE, ctx.params, ctx.config) as tracker:
         names = figures(root, outputs, rows, tracker)
-        landing = ui_hint(side_by_side(outputs, tracker.experiment_id))
+        landing = ui_hint(side_by_side(outputs, tracker, source == "oracle"))
         text = render(
             ctx.params,
             outputs,
@@ -130,7 +131,7 @@ def compare(ctx: StageContext) -> str:
             balanced,
             names,
             f"SimCLR and G-SimCLR side by side in the MLflow UI "
-            f"(every seed's evaluation run, one column each): {landing}",
+            f"(every seed's evaluation runs with the controls, best P3 test accuracy first): {landing}",
         )
         write_text(root.results_md, text)
         write_results(root.results_csv, rows + balanced)
