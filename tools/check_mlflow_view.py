@@ -1,8 +1,9 @@
-"""The check of the MLflow view `compare` links to: serve the project's store with `mlflow ui`, render the link
+"""The check of the MLflow views `compare` links to: serve the project's store with `mlflow ui`, render the two links
 printed in results/results.md in headless Chromium (Debian: `apt install chromium`) at 1600 x 1000, and check that
-every seed's SimCLR and G-SimCLR P3 test accuracy is in the table's first screen; saves the screenshot the docs show.
+every seed's SimCLR and G-SimCLR P3 test accuracy is in the table's first screen and that the charts overlay both
+arms' loss and kNN-monitor curves; saves the screenshots the docs show.
 
-    python -m tools.check_mlflow_view [--results results/results.md] [--screenshot docs/img/mlflow-side-by-side.png]
+    python -m tools.check_mlflow_view [--results results/results.md] [--screenshots docs/img]
 
 `tests/pipeline/test_answer_view.py` runs the same check on a tiny study wherever Chromium is installed.
 """
@@ -20,12 +21,13 @@ import urllib.request
 from pathlib import Path
 
 WINDOW = "1600,1000"
-ROW = re.compile(r'role="row" row-index="\d+" row-id="(\w+)" style="transform: translateY\((\d+)px\)')
+ROW = re.compile(r'role="row" row-index="\d+" row-id="([\w.]+)" style="transform: translateY\((\d+)px\)')
 RUN_NAME = re.compile(r">(evaluate-[a-z_]+-seed\d+)<")
 P3_CELL = re.compile(
     r'col-id="metrics\.`linear_P3/test_acc`"[^>]*style="left: (\d+)px; width: (\d+)px;">'
     r'<div[^>]*><span[^>]*class="ag-cell-value">([^<]*)<'
 )
+LEGEND = re.compile(r">((?:g?simclr|random_init|supervised|pixels) \(epoch/[a-z_]+\))<")
 FIRST_SCREEN_ROWS_PX = 600
 """Rows whose top is above this offset in the table body are on the first screen at 1600 x 1000 (the body starts
 about 360 px down, under the page header, the shared-view banner and the column headers)."""
@@ -41,9 +43,14 @@ def chromium() -> str:
     return found
 
 
-def landing_link(text: str) -> str:
-    """The last MLflow UI link in `compare`'s output or results.md."""
-    return re.findall(r"http://127\.0\.0\.1:\d+/\S+", text)[-1]
+def landing_links(text: str) -> tuple[str, str]:
+    """The answer's and the curves' MLflow UI links in `compare`'s output or results.md."""
+    links = re.findall(r"http://127\.0\.0\.1:\d+/\S+", text)
+    curves = [link for link in links if "compareRunsMode=CHART" in link]
+    answers = [link for link in links if link not in curves]
+    if not (answers and curves):
+        raise SystemExit("no MLflow links to check: run `gsimclr compare` first")
+    return answers[-1], curves[-1]
 
 
 def free_port() -> int:
@@ -100,28 +107,47 @@ def on_first_screen(row: dict) -> bool:
     return "p3_right" in row and row["top"] < FIRST_SCREEN_ROWS_PX and row["p3_right"] <= FIRST_SCREEN_COLUMNS_PX
 
 
+def chart_lines(dom: str) -> set[str]:
+    """The rendered charts' legend entries, e.g. `simclr (epoch/loss)`: one per method and charted metric."""
+    return set(LEGEND.findall(dom))
+
+
+def missing_curves(dom: str) -> list[str]:
+    """The lines the curves view should overlay -- each arm's loss and kNN monitor -- that it does not show."""
+    return [
+        f"{m} ({c})"
+        for c in ("epoch/loss", "epoch/knn_val_acc")
+        for m in ("simclr", "gsimclr")
+        if f"{m} ({c})" not in chart_lines(dom)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results/results.md"))
     parser.add_argument("--store", type=Path, default=Path("mlruns/mlflow.db"))
-    parser.add_argument("--screenshot", type=Path, default=Path("docs/img/mlflow-side-by-side.png"))
+    parser.add_argument("--screenshots", type=Path, default=Path("docs/img"))
     args = parser.parse_args()
     port = free_port()
-    link = landing_link(args.results.read_text()).replace(":5000/", f":{port}/")
+    answer, curves = (link.replace(":5000/", f":{port}/") for link in landing_links(args.results.read_text()))
     server = serve(f"sqlite:///{args.store.resolve()}", port)
     try:
-        rows = rendered_rows(render(link, args.screenshot))
+        rows = rendered_rows(render(answer, args.screenshots / "mlflow-side-by-side.png"))
+        missing = missing_curves(render(curves, args.screenshots / "mlflow-curves.png"))
     finally:
         server.terminate()
         server.wait()
     arms = {name: row for name, row in rows.items() if re.match(r"evaluate-g?simclr-seed", name)}
     for name, row in sorted(arms.items()):
         print(f"{name}: P3 {row.get('p3', '?')}, {'on' if on_first_screen(row) else 'NOT on'} the first screen")
-    print(f"screenshot: {args.screenshot}")
+    print(f"curves: {'every arm and curve overlaid' if not missing else 'missing ' + ', '.join(missing)}")
+    print(f"screenshots: {args.screenshots / 'mlflow-side-by-side.png'}, {args.screenshots / 'mlflow-curves.png'}")
     seeds = {re.sub(r".*seed", "", name) for name in arms}
     complete = all(f"evaluate-{m}-seed{s}" in arms for m in ("simclr", "gsimclr") for s in seeds)
     if not (arms and complete and all(on_first_screen(row) for row in arms.values())):
         raise SystemExit("the linked view does not show every seed's SimCLR and G-SimCLR P3 on its first screen")
+    if missing:
+        raise SystemExit("the linked charts do not overlay both arms' loss and kNN-monitor curves")
 
 
 if __name__ == "__main__":

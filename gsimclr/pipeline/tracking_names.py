@@ -94,12 +94,13 @@ def ui_base() -> str:
     return redacted(uri).rstrip("/") if _is_server(uri) else LOCAL_UI
 
 
-def ui_link(experiment_id: str, view: Optional[str] = None) -> str:
+def ui_link(experiment_id: str, view: Optional[str] = None, mode: Optional[str] = None) -> str:
     """The experiment's runs view in MLflow's Model-training mode (MLflow 3 opens an experiment on its GenAI overview
     otherwise), showing the shared view `view` where one is named (the key MLflow's own "Share" button puts in the
-    link it copies)."""
+    link it copies), as a table or, with `mode="CHART"`, as charts."""
     shared = f"viewStateShareKey={quote(view)}&" if view else ""
-    return f"{ui_base()}/#/experiments/{experiment_id}/runs?{shared}workflowType=machine_learning"
+    shown = f"compareRunsMode={mode}&" if mode else ""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs?{shared}{shown}workflowType=machine_learning"
 
 
 def ui_hint(link: Optional[str] = None) -> str:

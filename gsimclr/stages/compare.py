@@ -11,7 +11,7 @@ from typing import Optional
 from gsimclr.models.heads import TAPS
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow, write_results
-from gsimclr.pipeline.answer_view import share_answer_view
+from gsimclr.pipeline.answer_view import curves_state, share_view, view_state
 from gsimclr.pipeline.layout import Layout
 from gsimclr.pipeline.registry import tag_versions_of_run
 from gsimclr.pipeline.tracking import StageRun, link_runs, stage_run
@@ -87,13 +87,17 @@ def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tra
     return [path.name for path in written]
 
 
-def side_by_side(outputs: Sequence[SeedOutputs], tracker: StageRun, oracle: bool) -> Optional[str]:
-    """The link to every seed's evaluation runs -- both methods, the controls, the reference -- in one MLflow table,
-    best P3 first, saved under this comparison's run id (None without an experiment)."""
+def side_by_side(outputs: Sequence[SeedOutputs], tracker: StageRun, oracle: bool) -> tuple[str, str]:
+    """Two ways into MLflow, as lines a person can follow: every seed's evaluation runs -- both methods, the
+    controls, the reference -- in one table grouped by method, best P3 first; and both arms' pretraining curves
+    overlaid. Both views are saved under this comparison's run id (without an experiment: the UI's home)."""
     if tracker.experiment_id is None or tracker.run_id is None:
-        return None
-    run_ids = [o.records[f"evaluate {method}"]["run_id"] for method in EVAL_METHODS for o in outputs]
-    return share_answer_view(tracker.experiment_id, run_ids, tracker.run_id, oracle)
+        return ui_hint(), ui_hint()
+    evaluations = [o.records[f"evaluate {method}"]["run_id"] for method in EVAL_METHODS for o in outputs]
+    pretraining = [o.records[f"pretrain {method}"]["run_id"] for method in METHODS for o in outputs]
+    answer = share_view(tracker.experiment_id, tracker.run_id, view_state(evaluations, oracle))
+    curves = share_view(tracker.experiment_id, f"{tracker.run_id}-curves", curves_state(pretraining), charts=True)
+    return ui_hint(answer), ui_hint(curves)
 
 
 def tag_registered_encoders(outputs: Sequence[SeedOutputs], rows: Sequence[ResultRow]) -> None:
@@ -123,15 +127,16 @@ def compare(ctx: StageContext) -> str:
     balanced = result_rows(outputs, None, True, source) if ctx.params.data.imbalance_ratio > 1 else []
     with stage_run(STAGE, ctx.params, ctx.config) as tracker:
         names = figures(root, outputs, rows, tracker)
-        landing = ui_hint(side_by_side(outputs, tracker, source == "oracle"))
+        answer, curves = side_by_side(outputs, tracker, source == "oracle")
         text = render(
             ctx.params,
             outputs,
             rows,
             balanced,
             names,
-            f"SimCLR and G-SimCLR side by side in the MLflow UI "
-            f"(every seed's evaluation runs with the controls, best P3 test accuracy first): {landing}",
+            f"SimCLR and G-SimCLR side by side in the MLflow UI (every seed's evaluation runs with the controls, "
+            f"grouped by method, best P3 test accuracy first): {answer}\n\n"
+            f"Their pretraining curves overlaid (kNN monitor and loss, the mean over seeds per method): {curves}",
         )
         write_text(root.results_md, text)
         write_results(root.results_csv, rows + balanced)
@@ -142,5 +147,6 @@ def compare(ctx: StageContext) -> str:
         tracker.log_metrics(pooled)
         tracker.log_artifact(root.results_md)
         tracker.log_artifact(root.results_csv)
-    print(f"SimCLR and G-SimCLR side by side: {landing}")
+    print(f"SimCLR and G-SimCLR side by side: {answer}")
+    print(f"Their pretraining curves overlaid: {curves}")
     return text
