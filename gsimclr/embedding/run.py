@@ -26,17 +26,22 @@ def refuse_output_inside(out: Path, images: Path) -> None:
         raise UserError(f"--out {out} is a file: give a folder")
 
 
-def embed(encoder: Encoder, images: Images, out: Path, batch_size: int, device: torch.device) -> dict[str, list[int]]:
-    """Write the embeddings of `images` under `out`; returns each tap's array shape."""
+def embeddings(encoder: Encoder, images: Images, batch_size: int, device: torch.device) -> dict[str, np.ndarray]:
+    """The embeddings of `images` at each tap (P1, P2, P3), one float32 row per image."""
     module = encoder.module.to(device)
     pixels = images.pixels
     rows = map_batches(lambda i: module(pixels[i].to(device)).float().cpu(), len(pixels), batch_size, "embedding")
+    return {tap: rows[:, start:end].numpy() for tap, (start, end) in encoder.columns.items()}
+
+
+def embed(encoder: Encoder, images: Images, out: Path, batch_size: int, device: torch.device) -> dict[str, list[int]]:
+    """Write the embeddings of `images` under `out`; returns each tap's array shape."""
+    taps = embeddings(encoder, images, batch_size, device)
     out.mkdir(parents=True, exist_ok=True)
-    shapes = {}
-    for tap, (start, end) in encoder.columns.items():
+    for tap, rows in taps.items():
         with atomic_open(out / f"{tap}.npy", "wb") as handle:
-            np.save(handle, rows[:, start:end].numpy())
-        shapes[tap] = [len(rows), end - start]
+            np.save(handle, rows)
     write_csv(out / "index.csv", [{"row": row, "image": name} for row, name in enumerate(images.names)])
-    write_json(out / "embed.json", {"model": encoder.source, "images": len(rows), "shapes": shapes})
+    shapes = {tap: list(rows.shape) for tap, rows in taps.items()}
+    write_json(out / "embed.json", {"model": encoder.source, "images": len(images.names), "shapes": shapes})
     return shapes
