@@ -12,7 +12,7 @@ Every stage's metrics JSON of one seed, compared key by key, in two ways:
   pixels, untrained and supervised rows) with tolerances a few times the drift measured between the
   2-core AMD EPYC (AVX2) and the 2-core Xeon (AVX-512, AMX); each tolerance states that drift.
 
-A deliberate change regenerates this kind's file with `python tests/end_to_end/test_golden_metrics.py` (and the other
+A deliberate change regenerates this kind's file with `PYTHONPATH=tests python tests/end_to_end/test_golden_metrics.py` (and the other
 kinds' files on their machines) and says why in its commit.
 """
 
@@ -105,7 +105,7 @@ def tiny_study(tmp_path_factory) -> tuple[Path, dict[str, dict[str, float]]]:
 def test_a_tiny_digits_study_reproduces_this_cpu_kinds_golden_metrics(tiny_study):
     path = GOLDEN / f"{cpu_kind()}.json"
     if not path.exists():
-        pytest.skip(f"no golden file for CPU kind {cpu_kind()}: make one with `python {Path(__file__).name}`")
+        pytest.skip(f"no golden file for CPU kind {cpu_kind()}: make one with `PYTHONPATH=tests python tests/end_to_end/{Path(__file__).name}`")
     _, got = tiny_study
     want = json.loads(path.read_text())
     assert sorted(got) == sorted(want)
@@ -162,7 +162,7 @@ def test_every_dvc_metric_is_the_final_value_of_the_same_mlflow_key(tiny_study):
         assert all(0.0 <= value <= 1.0 for key, value in metrics.items() if "acc" in key), f"{name}: not a fraction"
 
 
-if __name__ == "__main__":  # regenerate this CPU kind's file: python tests/end_to_end/test_golden_metrics.py
+if __name__ == "__main__":  # regenerate this CPU kind's file: PYTHONPATH=tests python tests/end_to_end/test_golden_metrics.py
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
