@@ -12,8 +12,9 @@ Every stage's metrics JSON of one seed, compared key by key, in two ways:
   pixels, untrained and supervised rows) with tolerances a few times the drift measured between the
   2-core AMD EPYC (AVX2) and the 2-core Xeon (AVX-512, AMX); each tolerance states that drift.
 
-A deliberate change regenerates this kind's file with `PYTHONPATH=tests python tests/end_to_end/test_golden_metrics.py` (and the other
-kinds' files on their machines) and says why in its commit.
+A deliberate change regenerates this kind's file with
+`PYTHONPATH=tests python tests/end_to_end/test_golden_metrics.py` (and the other kinds' files on their machines) and
+says why in its commit.
 """
 
 import json
@@ -105,7 +106,8 @@ def tiny_study(tmp_path_factory) -> tuple[Path, dict[str, dict[str, float]]]:
 def test_a_tiny_digits_study_reproduces_this_cpu_kinds_golden_metrics(tiny_study):
     path = GOLDEN / f"{cpu_kind()}.json"
     if not path.exists():
-        pytest.skip(f"no golden file for CPU kind {cpu_kind()}: make one with `PYTHONPATH=tests python tests/end_to_end/{Path(__file__).name}`")
+        command = f"PYTHONPATH=tests python tests/end_to_end/{Path(__file__).name}"
+        pytest.skip(f"no golden file for CPU kind {cpu_kind()}: make one with `{command}`")
     _, got = tiny_study
     want = json.loads(path.read_text())
     assert sorted(got) == sorted(want)
@@ -162,7 +164,8 @@ def test_every_dvc_metric_is_the_final_value_of_the_same_mlflow_key(tiny_study):
         assert all(0.0 <= value <= 1.0 for key, value in metrics.items() if "acc" in key), f"{name}: not a fraction"
 
 
-if __name__ == "__main__":  # regenerate this CPU kind's file: PYTHONPATH=tests python tests/end_to_end/test_golden_metrics.py
+# Regenerate this CPU kind's file: PYTHONPATH=tests python tests/end_to_end/test_golden_metrics.py
+if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
