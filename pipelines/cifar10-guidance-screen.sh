@@ -26,9 +26,13 @@ declare -A VARIANTS=(
   # Chen et al. 2022: only the images nearest their cluster centre are labelled, 20 % of each cluster at first
   [network-cancel-confident]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head confident_share=0.2"
   [network-attract-head]="labels=network batches=random false_negatives=attract warmup_epochs=2 refresh_every=2 refresh_k=100 refresh_features=head"
+  # no clusters: each image's most similar images in its batch (Huynh et al. 2022's detection). attract: the one
+  # nearest (NNCLR-like, one extra positive); cancel: about as many as a batch of 64 holds of one class of 10 (6)
+  [neighbours-attract]="labels=neighbours batches=random false_negatives=attract warmup_epochs=2 neighbours=1"
+  [neighbours-cancel]="labels=neighbours batches=random false_negatives=cancel warmup_epochs=2 neighbours=6"
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-cancel-confident network-attract-head)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-cancel-confident network-attract-head neighbours-attract neighbours-cancel)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MLFLOW_DISABLE_TELEMETRY=true
 
 for name in "${NAMES[@]}"; do
@@ -70,8 +74,9 @@ done
 python3 - "$STUDY" <<'PY'
 import json, sys
 from pathlib import Path
-print("| variant | kNN val. (last epoch) | P1 / P2 / P3 val. (linear probe) | same-class negatives per batch | removed | pseudo-label NMI |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print("| variant | kNN val. (last epoch) | P1 / P2 / P3 val. (linear probe) | same-class negatives per batch | removed "
+      "| pseudo-label NMI | pair precision |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for folder in sorted(p for p in Path(sys.argv[1]).iterdir() if (p / "metrics" / "seed0").is_dir()):
     screen = next((folder / "metrics" / "seed0").glob("screen_*.json"), None)
     log = next((folder / "checkpoints" / "seed0").glob("pretrain_*.log.jsonl"), None)
@@ -83,5 +88,6 @@ for folder in sorted(p for p in Path(sys.argv[1]).iterdir() if (p / "metrics" / 
     cell = lambda key, fmt: format(last[key], fmt) if key in last else "–"
     negatives = last.get("same_class_negatives_per_batch", last["same_class_pairs_per_batch"])
     print(f"| {folder.name} | {100 * last['knn_val_acc']:.2f} | {taps} | {negatives:.1f} | "
-          f"{cell('false_negatives_removed', '.0%')} | {cell('pseudo_label_nmi', '.3f')} |")
+          f"{cell('false_negatives_removed', '.0%')} | {cell('pseudo_label_nmi', '.3f')} | "
+          f"{cell('pseudo_pair_precision', '.2f')} |")
 PY

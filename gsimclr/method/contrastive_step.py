@@ -69,6 +69,9 @@ class ContrastiveStep:
     pseudo_labels: Optional[Callable[[], Optional[np.ndarray]]] = None
     """Every image's current pseudo label, read by the `cancel` and `attract` losses (None during guidance's
     warm-up: the step is then SimCLR's)."""
+    suspects: Optional[Callable[[torch.Tensor, torch.Tensor, np.ndarray], Optional[torch.Tensor]]] = None
+    """(z1, z2, batch indices) -> the batch's suspected false negatives (N, N), read by `cancel` and `attract` in place
+    of pseudo labels (`gsimclr.method.neighbours.NeighbourDetector`; None during its warm-up)."""
     precision: Precision = "fp32"
     """`bf16`: the forward pass under bfloat16 autocast; the loss is computed in fp32 either way."""
     shards: Shards = field(default_factory=OneProcess)
@@ -79,15 +82,18 @@ class ContrastiveStep:
         device_type = x.device.type
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             z1, z2 = self.model(torch.cat([self.augment(x), self.augment(x)])).float().chunk(2)
+        z1, z2 = self.shards.gather(z1, sizes), self.shards.gather(z2, sizes)
         labels = self.batch_pseudo_labels(batch)
-        uses_labels = self.false_negatives in LABELLED_LOSSES
+        suspects = self.suspects(z1, z2, batch) if self.suspects is not None else None
+        waiting = self.false_negatives in LABELLED_LOSSES and labels is None and suspects is None
         loss = nt_xent(
-            self.shards.gather(z1, sizes),
-            self.shards.gather(z2, sizes),
+            z1,
+            z2,
             self.temperature,
             labels,
-            "keep" if uses_labels and labels is None else self.false_negatives,  # no labels yet: plain NT-Xent
+            "keep" if waiting else self.false_negatives,  # nothing to act on yet: plain NT-Xent
             self.tau_plus,
+            suspects,
         )
         return {"loss": loss}
 

@@ -18,18 +18,24 @@ LABELLED_LOSSES: tuple[FalseNegatives, ...] = ("cancel", "attract")
 
 
 def contrastive_loss(
-    z: torch.Tensor, ids: torch.Tensor, temperature: float, hidden: Optional[torch.Tensor] = None
+    z: torch.Tensor,
+    ids: torch.Tensor,
+    temperature: float,
+    hidden: Optional[torch.Tensor] = None,
+    attracted: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Mean over anchors of -mean_{p in positives} log softmax_{k != anchor}(cos(z_a, z_k) / T)_p.
 
     `z` is (M, D); `ids` is (M,), and samples sharing an id are positives of each other. Every other
     sample, the anchor excluded, is in the denominator, as in Eq. (1) of the paper, except the pairs
-    `hidden` (M, M) marks (suspected false negatives), which are left out of it.
+    `hidden` (M, M) marks (suspected false negatives), which are left out of it. `attracted` (M, M) marks
+    further positives of each anchor (suspected false negatives pulled in, not pushed away).
     """
     z = F.normalize(z, dim=1)
     logits = z @ z.T / temperature
     self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
-    positives = (ids[:, None] == ids[None, :]) & ~self_mask
+    same_id = ids[:, None] == ids[None, :]
+    positives = (same_id if attracted is None else same_id | attracted) & ~self_mask
     removed = self_mask if hidden is None else self_mask | (hidden & ~positives)
     logits = logits.masked_fill(removed, float("-inf"))
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
@@ -65,6 +71,7 @@ def nt_xent(
     pseudo_labels: Optional[torch.Tensor] = None,
     false_negatives: FalseNegatives = "keep",
     tau_plus: float = 0.1,
+    suspects: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """SimCLR's NT-Xent over 2N projections: z1[i] and z2[i] are the two views of image i.
 
@@ -72,18 +79,23 @@ def nt_xent(
     drops them from the denominator (false-negative elimination), `attract` makes them extra
     positives (false-negative attraction: supervised-contrastive style, with pseudo labels in place of
     classes) -- the two strategies of Huynh et al. 2022, "Boosting Contrastive Self-Supervised Learning with
-    False Negative Cancellation" (WACV 2022), here with cluster labels in place of their support-view
-    similarity. `debiased` needs no labels: it corrects the denominator for an assumed class prior `tau_plus`.
+    False Negative Cancellation" (WACV 2022). `suspects` (N, N), in place of pseudo labels, names each image's
+    suspected false negatives directly (their similarity-based detection, `gsimclr.method.neighbours`); both
+    views of a suspect are cancelled or attracted. `debiased` needs neither: it corrects the denominator for an
+    assumed class prior `tau_plus`.
     """
     n = len(z1)
-    ids = torch.arange(n, device=z1.device).repeat(2)
+    z, ids = torch.cat([z1, z2]), torch.arange(n, device=z1.device).repeat(2)
     if false_negatives == "keep":
-        return contrastive_loss(torch.cat([z1, z2]), ids, temperature)
+        return contrastive_loss(z, ids, temperature)
     if false_negatives == "debiased":
         return debiased_nt_xent(z1, z2, temperature, tau_plus)
-    if pseudo_labels is None:
-        raise ValueError(f"false_negatives={false_negatives!r} needs pseudo labels")
-    clusters = pseudo_labels.to(z1.device).repeat(2)
+    if suspects is None:
+        if pseudo_labels is None:
+            raise ValueError(f"false_negatives={false_negatives!r} needs pseudo labels or suspects")
+        labels = pseudo_labels.to(z1.device)
+        suspects = labels[:, None] == labels[None, :]
+    pairs = suspects.to(z1.device).repeat(2, 2)  # image pairs -> the pairs of their views
     if false_negatives == "attract":
-        return contrastive_loss(torch.cat([z1, z2]), clusters, temperature)
-    return contrastive_loss(torch.cat([z1, z2]), ids, temperature, hidden=clusters[:, None] == clusters[None, :])
+        return contrastive_loss(z, ids, temperature, attracted=pairs)
+    return contrastive_loss(z, ids, temperature, hidden=pairs)

@@ -13,6 +13,10 @@ LOSS_WORDS = {
     "cancel": "NT-Xent without same-cluster negatives (cancelled; Huynh et al. 2022)",
     "attract": "NT-Xent with same-cluster images as extra positives (attracted; Huynh et al. 2022)",
 }
+SUSPECT_WORDS = {
+    "cancel": "NT-Xent without the suspected false negatives (cancelled; Huynh et al. 2022)",
+    "attract": "NT-Xent with the suspected false negatives as extra positives (attracted; Huynh et al. 2022)",
+}
 
 
 def label_source(params: Params) -> str:
@@ -23,6 +27,11 @@ def label_source(params: Params) -> str:
         return f"the true training labels: {ORACLE_LABEL}"
     if g.labels == "network":
         return f"k-means of {own}, re-clustered every {g.refresh_every} epochs"
+    if g.labels == "neighbours":
+        return (
+            f"each image's {g.neighbours} most similar other image{'s' * (g.neighbours > 1)} in its batch "
+            "(mean cosine of the projections' view pairs) suspected as false negatives (Huynh et al. 2022's detection)"
+        )
     source = f"k-means (k={c.k}) on {'raw pixels' if c.features == 'pixels' else 'autoencoder features'}"
     return source + (f", re-clustered from {own} every {g.refresh_every} epochs" if g.refresh_every else "")
 
@@ -30,11 +39,9 @@ def label_source(params: Params) -> str:
 def arm_description(params: Params) -> str:
     """What the guided arm of this study did, so a results.md of an option study says which option it is."""
     g = params.guidance
-    loss = (
-        f"debiased NT-Xent (tau_plus={g.tau_plus:g})"
-        if g.false_negatives == "debiased"
-        else LOSS_WORDS[g.false_negatives]
-    )
+    words = SUSPECT_WORDS if g.labels == "neighbours" else LOSS_WORDS
+    debiased = f"debiased NT-Xent (tau_plus={g.tau_plus:g})"
+    loss = debiased if g.false_negatives == "debiased" else words[g.false_negatives]
     warmup = f" after {g.warmup_epochs} epochs of plain SimCLR" if g.warmup_epochs else ""
     split = (
         f" Training split long-tailed (imbalance ratio {params.data.imbalance_ratio:g})."
@@ -42,7 +49,8 @@ def arm_description(params: Params) -> str:
         else ""
     )
     name = ORACLE_LABEL if g.labels == "oracle" else "G-SimCLR arm"
-    return f"{name}: {g.batches} batches, {loss}{warmup}; pseudo labels from {label_source(params)}.{split}"
+    source = ("no pseudo labels, " if g.labels == "neighbours" else "pseudo labels from ") + label_source(params)
+    return f"{name}: {g.batches} batches, {loss}{warmup}; {source}.{split}"
 
 
 def arm_labels(params: Params) -> dict[str, str]:

@@ -74,7 +74,8 @@ def diagnostics(outputs: list[SeedOutputs], params: Params) -> list[str]:
         negatives = mean(m.same_class_negatives_per_batch or 0.0 for m in guided)
         share = mean(m.false_negatives_removed or 0.0 for m in guided)
         precise = [m.pseudo_pair_precision for m in guided if m.pseudo_pair_precision is not None]
-        precision = f"; {summarize(precise)} of the same-pseudo-label pairs in a batch share a class" if precise else ""
+        acted_on = "suspected pairs" if params.guidance.labels == "neighbours" else "same-pseudo-label pairs in a batch"
+        precision = f"; {summarize(precise)} of the {acted_on} share a class" if precise else ""
         refreshed.append(
             f"- Same-class pairs the guided arm's loss still treats as negatives: {negatives} per batch against "
             f"SimCLR's {random_pairs}: {share} of random batches' false negatives removed{precision}."

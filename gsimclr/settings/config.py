@@ -237,12 +237,15 @@ class PretrainConfig(Section):
 class GuidanceConfig(Section):
     """How the G-SimCLR arm uses its pseudo labels (the SimCLR arm never sees them)."""
 
-    labels: Literal["autoencoder", "network", "oracle"] = "autoencoder"
+    labels: Literal["autoencoder", "network", "neighbours", "oracle"] = "autoencoder"
     """Where the pseudo labels come from. autoencoder: the `cluster` stage's k-means of the denoising
     autoencoder's features (the paper). network: no autoencoder; k-means of the contrastive network's own
     embeddings after `warmup_epochs` of plain SimCLR, re-clustered every `refresh_every` epochs (PCL/SwAV-style
-    refreshed prototypes). oracle: the true training labels -- an upper bound for measurement, not a method:
-    it breaks the rule that pretraining never reads labels, and every report says so."""
+    refreshed prototypes). neighbours: no labels at all; after `warmup_epochs` of plain SimCLR each image's
+    `neighbours` most similar other images in its batch are its suspected false negatives (Huynh et al. 2022's
+    detection), for `cancel` or `attract` with random batches. oracle: the true training labels -- an upper bound
+    for measurement, not a method: it breaks the rule that pretraining never reads labels, and every report says
+    so."""
     batches: Literal["guided", "random"] = "guided"
     """guided: the paper's batches stratified by pseudo label; random: plain SimCLR batches (to test a
     loss option alone)."""
@@ -266,6 +269,9 @@ class GuidanceConfig(Section):
     refresh_features: Literal["backbone", "head"] = "backbone"
     """Which embeddings are re-clustered: the backbone's (what the probes read) or the projection head's
     (what the loss compares)."""
+    neighbours: PositiveInt = 1
+    """labels: neighbours only: how many of its batch's most similar other images each image suspects (a batch of B
+    from C balanced classes holds about (B - 1) / C same-class images per image)."""
     confident_share: float = Field(default=1.0, gt=0.0, le=1.0)
     """Incremental false-negative detection (Chen et al. 2022): at each refresh only this share of every cluster,
     the images nearest its centre, keeps its pseudo label at the first guided epoch, growing linearly to every
@@ -274,12 +280,17 @@ class GuidanceConfig(Section):
 
     @model_validator(mode="after")
     def _labels_are_used(self) -> GuidanceConfig:
+        if self.labels == "neighbours" and (self.batches == "guided" or self.refresh_every):
+            raise ValueError(
+                "guidance.labels=neighbours flags pairs inside each batch and gives no labels to stratify or "
+                "re-cluster by: set batches=random and refresh_every=0"
+            )
         if self.batches == "random" and self.false_negatives in ("keep", "debiased"):
             if self.refresh_every or self.labels != "autoencoder":
                 what = "guidance.refresh_every" if self.refresh_every else f"guidance.labels={self.labels}"
-                raise ValueError(
-                    f"{what} needs pseudo labels to be used: batches: guided or false_negatives: cancel | attract"
-                )
+                uses = "false_negatives: cancel | attract"
+                uses = uses if self.labels == "neighbours" else f"batches: guided or {uses}"
+                raise ValueError(f"{what} needs pseudo labels to be used: {uses}")
         if self.labels == "network" and not self.refresh_every:
             raise ValueError("guidance.labels=network re-clusters the network's embeddings: set refresh_every >= 1")
         if self.confident_share < 1 and not self.refresh_every:
@@ -354,6 +365,11 @@ class Params(Section):
         g, epochs = self.guidance, self.pretrain.epochs
         if g.warmup_epochs >= epochs:
             raise ValueError(f"guidance.warmup_epochs={g.warmup_epochs} leaves none of pretrain.epochs={epochs} guided")
+        if g.labels == "neighbours" and g.neighbours >= self.pretrain.batch_size:
+            raise ValueError(
+                f"guidance.neighbours={g.neighbours} suspects per image needs more other images in a batch: "
+                f"set it below pretrain.batch_size={self.pretrain.batch_size}"
+            )
         guided = epochs - g.warmup_epochs
         # network labels are first clustered when guidance starts; the autoencoder's first refresh is a period later
         if g.refresh_every and (g.refresh_every > guided or (g.labels == "autoencoder" and g.refresh_every == guided)):

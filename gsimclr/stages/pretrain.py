@@ -17,6 +17,7 @@ from gsimclr.data.splits import ImageSplits, split_indices, to_float
 from gsimclr.evaluation.knn import KnnMonitor
 from gsimclr.method.contrastive_step import ContrastiveStep, Precision
 from gsimclr.method.losses import LABELLED_LOSSES
+from gsimclr.method.neighbours import NeighbourDetector, SuspectDiagnostics
 from gsimclr.method.pseudo_labels import PseudoLabels, incremental_share, read_pseudo_labels
 from gsimclr.method.samplers import BatchDiagnostics, EpochBatches, RandomBatchSampler
 from gsimclr.models import build
@@ -118,9 +119,22 @@ def knn_monitor(ctx: StageContext, net: SimCLRNet, data: ImageSplits, images: De
     )
 
 
-def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabels]) -> EpochBatches:
-    """SimCLR's random batches, or G-SimCLR's stratified by `labels` (random under `guidance.batches: random`)."""
+def neighbour_detector(ctx: StageContext, method: Method) -> Optional[NeighbourDetector]:
+    """The G-SimCLR arm's in-batch false-negative detector under `guidance.labels: neighbours`, else None."""
+    guidance = ctx.params.guidance
+    if method != "gsimclr" or guidance.labels != "neighbours":
+        return None
+    return NeighbourDetector(guidance.neighbours, guidance.warmup_epochs)
+
+
+def epoch_batches(
+    ctx: StageContext, n_images: int, labels: Optional[PseudoLabels], detector: Optional[NeighbourDetector] = None
+) -> EpochBatches:
+    """SimCLR's random batches, or G-SimCLR's stratified by `labels` (random under `guidance.batches: random`);
+    the in-batch detector, with random batches, learns when each epoch starts."""
     batch_size = ctx.params.pretrain.batch_size
+    if detector is not None:
+        return EpochBatches(n_images, batch_size, ctx.seed, detector.start_epoch, guided=False)
     if labels is None:
         return EpochBatches(n_images, batch_size, ctx.seed)
     guided = ctx.params.guidance.batches == "guided"
@@ -128,10 +142,17 @@ def epoch_batches(ctx: StageContext, n_images: int, labels: Optional[PseudoLabel
 
 
 def batch_diagnostics(
-    ctx: StageContext, method: Method, data: ImageSplits, labels: Optional[PseudoLabels]
-) -> BatchDiagnostics:
-    """Per-epoch false-negative counts and pseudo-label quality: the true labels measure them, never train. The
-    paper's arm (fixed autoencoder labels, batches only) and SimCLR keep the few metrics they always had."""
+    ctx: StageContext,
+    method: Method,
+    data: ImageSplits,
+    labels: Optional[PseudoLabels],
+    detector: Optional[NeighbourDetector] = None,
+) -> BatchDiagnostics | SuspectDiagnostics:
+    """Per-epoch false-negative counts and pseudo-label (or suspect) quality: the true labels measure them, never
+    train. The paper's arm (fixed autoencoder labels, batches only) and SimCLR keep the few metrics they always
+    had."""
+    if detector is not None:
+        return SuspectDiagnostics(data.unlabelled_truth, detector)
     if method == "simclr" or labels is None:  # SimCLR never reads the guidance section
         return BatchDiagnostics(data.unlabelled_truth)
     guidance = ctx.params.guidance
@@ -157,9 +178,11 @@ def contrastive_step(
     images: DeviceImages,
     labels: Optional[PseudoLabels],
     world: World,
+    detector: Optional[NeighbourDetector] = None,
 ) -> ContrastiveStep:
     """The training step of `method`: NT-Xent of two views per image; G-SimCLR's `guidance` says how
-    same-pseudo-label pairs enter the loss (SimCLR keeps them as negatives, as the paper does)."""
+    same-pseudo-label pairs (or the detector's suspects) enter the loss (SimCLR keeps them as negatives, as the
+    paper does)."""
     cfg, guidance = ctx.params.pretrain, ctx.params.guidance if method == "gsimclr" else None
     return ContrastiveStep(
         model=model,
@@ -169,6 +192,7 @@ def contrastive_step(
         false_negatives=guidance.false_negatives if guidance is not None else "keep",
         tau_plus=guidance.tau_plus if guidance is not None else 0.0,
         pseudo_labels=(lambda: labels.current) if labels is not None else None,
+        suspects=detector,
         precision=cast(Precision, resolve_precision(cfg.precision, ctx.device)),
         shards=world,
     )
@@ -205,7 +229,9 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     if cfg.batch_size > len(images):
         raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
     net = build.simclr_net(params.model, data.channels).to(ctx.device)
-    labels = guidance_labels(ctx, net, images, data, world) if method == "gsimclr" else None
+    detector = neighbour_detector(ctx, method)
+    guided = method == "gsimclr" and detector is None
+    labels = guidance_labels(ctx, net, images, data, world) if guided else None
     if labels is not None and cfg.batch_size != params.cluster.k and world.is_main:
         print(
             f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "
@@ -214,8 +240,8 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
     model = wrap_model(cast(nn.Module, torch.compile(net)) if cfg.compile else net, world, ctx.device)
     optimizer, scheduler = sgd_warmup_cosine(cfg, model, len(RandomBatchSampler(len(images), cfg.batch_size, ctx.seed)))
     monitor = knn_monitor(ctx, net, data, images if data.pool is None else ctx.on_device(data.train_x))
-    batches = epoch_batches(ctx, len(images), labels)
-    step = contrastive_step(ctx, method, model, images, labels, world)
+    batches = epoch_batches(ctx, len(images), labels, detector)
+    step = contrastive_step(ctx, method, model, images, labels, world, detector)
     loop = pretrain_loop(ctx, method, data, world)
     oracle = method == "gsimclr" and params.guidance.labels == "oracle"
     resume = resumable_run_id(loop)
@@ -229,7 +255,7 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
                 scheduler=scheduler,
                 batches=reading_ahead(images, batches, lambda b: world.shard(b)[0]),
                 step=step,
-                batch_metrics=batch_diagnostics(ctx, method, data, labels),
+                batch_metrics=batch_diagnostics(ctx, method, data, labels, detector),
                 validate=monitor,
                 on_epoch=lambda e, m: tracker.log_metrics(epoch_curves(m), step=e),
                 run_id=tracker.run_id,

@@ -143,6 +143,7 @@ def training_losses(tmp_path) -> list[float]:
 
 LABEL_SOURCES = {
     "network": {"labels": "network", "false_negatives": "attract", "warmup_epochs": 1, "refresh_every": 1},
+    "neighbours": {"labels": "neighbours", "batches": "random", "false_negatives": "attract", "warmup_epochs": 1},
     "oracle": {"labels": "oracle", "batches": "random", "false_negatives": "attract"},
 }
 
@@ -192,3 +193,19 @@ def test_network_labels_train_as_simclr_until_the_warm_up_ends(tmp_path, monkeyp
     assert "pseudo_label_nmi" not in log[1] and log[2]["pseudo_label_nmi"] > 0.2
     assert log[2]["same_class_negatives_per_batch"] < log[2]["same_class_pairs_per_batch"]
     assert 0.0 < log[2]["false_negatives_removed"] <= 1.0 and 0.0 < log[2]["pseudo_pair_precision"] <= 1.0
+
+
+def test_in_batch_neighbours_train_as_simclr_until_the_warm_up_ends_then_act_on_scored_suspects(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    guidance = {"labels": "neighbours", "batches": "random", "false_negatives": "cancel", "warmup_epochs": 1}
+    result = run_pretrain(tmp_path, "gsimclr", guidance | {"neighbours": 3}, epochs=2, data=FIFTH_OF_THE_DIGITS)
+    assert result.exit_code == 0, result.output  # no autoencoder table needed
+    log = [json.loads(line) for line in (tmp_path / "checkpoints" / "seed0" / "pretrain_gsimclr.log.jsonl").open()]
+    assert run_pretrain(tmp_path, "simclr", {}, epochs=2, data=FIFTH_OF_THE_DIGITS).exit_code == 0
+    simclr = [json.loads(line) for line in (tmp_path / "checkpoints" / "seed0" / "pretrain_simclr.log.jsonl").open()]
+    assert log[0]["loss"] == simclr[0]["loss"] and log[1]["loss"] != simclr[1]["loss"]
+    assert log[0]["same_class_negatives_per_batch"] == log[0]["same_class_pairs_per_batch"]
+    assert "pseudo_pair_precision" not in log[0]
+    assert 0.1 < log[1]["pseudo_pair_precision"] <= 1.0  # digits: 10 classes, so chance is about 0.1
+    assert 0.0 < log[1]["false_negatives_removed"] < 1.0
+    assert log[1]["same_class_negatives_per_batch"] < log[1]["same_class_pairs_per_batch"]

@@ -154,6 +154,18 @@ GUIDANCE_ERRORS = {
         {"labels": "oracle", "batches": "random"},
         "guidance.labels=oracle needs pseudo labels to be used",
     ),
+    "neighbours with guided batches": (
+        {"labels": "neighbours", "false_negatives": "attract"},
+        "guidance.labels=neighbours flags pairs inside each batch",
+    ),
+    "neighbours used by nothing": (
+        {"labels": "neighbours", "batches": "random"},
+        "guidance.labels=neighbours needs pseudo labels to be used",
+    ),
+    "a whole batch of neighbours": (
+        {"labels": "neighbours", "batches": "random", "false_negatives": "cancel", "neighbours": 16},
+        "guidance.neighbours=16 suspects per image needs more other images in a batch",
+    ),
     "k above the training set": (
         {"labels": "network", "false_negatives": "cancel", "refresh_every": 1, "refresh_k": 5000},
         "guidance.refresh_k (or cluster.k) = 5000 is larger than the 1437 training images",
