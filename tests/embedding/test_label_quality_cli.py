@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from gsimclr.cli import app
 from gsimclr.data.prepared import dataset_key, read_meta, read_prepared
-from gsimclr.evaluation.label_quality import cluster_scores, neighbour_agreement
+from gsimclr.evaluation.label_quality import batch_suspect_scores, cluster_scores, neighbour_agreement
 from gsimclr.pipeline.layout import Layout
 from gsimclr.settings.loading import load_params
 
@@ -44,6 +44,10 @@ def test_the_table_scores_the_embeddings_embed_writes(project, monkeypatch):
         "1",
         "--top",
         "5",
+        "--suspects",
+        "2",
+        "--batch",
+        "8",
         "--tap",
         "P3",
         "--output",
@@ -56,10 +60,11 @@ def test_the_table_scores_the_embeddings_embed_writes(project, monkeypatch):
     folder = Layout().prepared_data(dataset_key(load_params(project / "params.yaml").data))
     true = read_prepared(folder, read_meta(folder).source).train_y.numpy()
     near = neighbour_agreement(features, true, [1, 5])
+    suspects = batch_suspect_scores(features, true, 8, [2], seed=0)[2]
     clusters = cluster_scores(features, true, 10, seed=0)
     (row,) = [line for line in result.output.splitlines() if line.startswith("| P3 |")]
     expected = (
-        f"| P3 | {near[1]:.3f} | {near[5]:.3f} | "
+        f"| P3 | {near[1]:.3f} | {near[5]:.3f} | {suspects['precision']:.3f} / {suspects['recall']:.3f} | "
         + " / ".join(f"{clusters[key]:.3f}" for key in ("nmi", "purity", "pair_precision", "pair_recall"))
         + " |"
     )
@@ -74,6 +79,8 @@ def test_the_table_scores_the_embeddings_embed_writes(project, monkeypatch):
         (["--model", CHECKPOINT, "--tap", "P9"], "--tap P9: not a representation"),
         (["--model", CHECKPOINT, "--top", "100000"], "--top and --k must be between 1 and"),
         (["--model", CHECKPOINT, "--k", "0"], "--top and --k must be between 1 and"),
+        (["--model", CHECKPOINT, "--suspects", "16"], "--suspects must be between 1 and --batch - 1"),
+        (["--model", CHECKPOINT, "--batch", "100000"], "--batch (100000) at most the"),
         (["--model", "missing.pt"], "missing.pt"),
     ],
 )

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from gsimclr.evaluation.label_quality import cluster_scores, neighbour_agreement, pair_scores
+from gsimclr.evaluation.label_quality import batch_suspect_scores, cluster_scores, neighbour_agreement, pair_scores
 
 
 def brute_pairs(pseudo, true):
@@ -51,3 +51,21 @@ def test_separable_classes_score_perfectly_and_shuffled_labels_at_chance():
 def test_more_neighbours_than_images_is_refused():
     with pytest.raises(ValueError, match="need more than"):
         neighbour_agreement(np.ones((3, 2)), np.zeros(3, int), [3])
+
+
+def test_batch_suspect_scores_count_every_suspected_pair_of_every_batch():
+    rng = np.random.default_rng(3)
+    features, true = rng.normal(size=(41, 5)), rng.integers(0, 3, 41)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    order = np.random.default_rng(7).permutation(41)
+    suspected = right = same = 0
+    for batch in (order[0:10], order[10:20], order[20:30], order[30:40]):  # the 41st image is left over
+        similarity = unit[batch] @ unit[batch].T
+        np.fill_diagonal(similarity, -np.inf)
+        top = np.argsort(-similarity, axis=1, kind="stable")[:, :2]
+        pairs = {tuple(sorted((i, j))) for i in range(10) for j in top[i]}
+        suspected += len(pairs)
+        right += sum(true[batch[i]] == true[batch[j]] for i, j in pairs)
+        same += sum(true[batch[i]] == true[batch[j]] for i in range(10) for j in range(i + 1, 10))
+    got = batch_suspect_scores(features, true, 10, [2], seed=7)[2]
+    assert got == pytest.approx({"precision": right / suspected, "recall": right / same})
