@@ -21,6 +21,8 @@ from tools.check_mlflow_view import (
     render,
     rendered_rows,
     serve,
+    shows_curves,
+    shows_rows,
 )
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -73,8 +75,8 @@ def test_the_printed_link_shows_both_arms_p3_per_seed_on_the_first_screen(tmp_pa
     store = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     server = serve(store, port)
     try:
-        rows = rendered_rows(render(answer))
-        missing = missing_curves(render(curves))
+        rows = rendered_rows(render(answer, ready=shows_rows))
+        missing = missing_curves(render(curves, ready=shows_curves))
     finally:
         server.terminate()
         server.wait()
