@@ -55,8 +55,10 @@ class NeighbourDetector:
     def __init__(self, n: int, warmup_epochs: int) -> None:
         self.n, self.warmup_epochs = n, warmup_epochs
         self.active = False
-        self.flagged: list[np.ndarray] = []
-        """One (P, 2) array per batch of the running epoch: the dataset indices of each suspected pair."""
+        self.flagged: list[tuple[np.ndarray, torch.Tensor]] = []
+        """One entry per batch of the running epoch: its dataset indices and its suspect mask's upper triangle, left
+        on the training device -- reading the pairs out (`nonzero`, a copy to the host) waits for the device, so it
+        happens once per epoch in `flagged_pairs`, not once per step."""
 
     def start_epoch(self, epoch: int) -> None:
         """Called as an epoch's batches are drawn: detection is on after the warm-up; the epoch's record starts."""
@@ -67,9 +69,13 @@ class NeighbourDetector:
         if not self.active:
             return None
         suspects = batch_suspects(z1, z2, self.n)
-        first, second = torch.triu(suspects, diagonal=1).nonzero(as_tuple=True)
-        self.flagged.append(np.stack([batch[first.cpu().numpy()], batch[second.cpu().numpy()]], axis=1))
+        self.flagged.append((batch, torch.triu(suspects, diagonal=1)))
         return suspects
+
+    def flagged_pairs(self) -> np.ndarray:
+        """(P, 2): the dataset indices of each pair suspected in the running epoch, each unordered pair once."""
+        pairs = [batch[np.argwhere(mask.cpu().numpy())] for batch, mask in self.flagged]
+        return np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ class SuspectDiagnostics:
         out = {"same_class_pairs_per_batch": same_class}
         if not self.detector.flagged:
             return out | negatives(batches, true, same_class)
-        pairs = np.concatenate(self.detector.flagged)
+        pairs = self.detector.flagged_pairs()
         right = true[pairs[:, 0]] == true[pairs[:, 1]]
         out |= negatives(batches, true, same_class - float(right.sum()) / len(batches))
         if len(pairs):

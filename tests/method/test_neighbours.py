@@ -65,13 +65,15 @@ def test_the_detector_is_off_during_the_warm_up_and_records_pairs_by_dataset_ind
     batch = np.array([10, 11, 12, 20, 21, 22])
     detector = NeighbourDetector(n=2, warmup_epochs=1)
     detector.start_epoch(1)
-    assert detector(z1, z2, batch) is None and detector.flagged == []
+    assert detector(z1, z2, batch) is None and len(detector.flagged_pairs()) == 0
     detector.start_epoch(2)
     assert detector(z1, z2, batch) is not None
-    pairs = {tuple(pair) for pair in detector.flagged[0].tolist()}
-    assert pairs == {(10, 11), (10, 12), (11, 12), (20, 21), (20, 22), (21, 22)}
+    assert detector(z1, z2, batch + 100) is not None  # the epoch's second batch adds its own pairs
+    pairs = {tuple(pair) for pair in detector.flagged_pairs().tolist()}
+    first = {(10, 11), (10, 12), (11, 12), (20, 21), (20, 22), (21, 22)}
+    assert pairs == first | {(a + 100, b + 100) for a, b in first}
     detector.start_epoch(3)
-    assert detector.flagged == []
+    assert len(detector.flagged_pairs()) == 0
 
 
 def test_the_diagnostics_score_the_suspects_against_the_true_labels():
