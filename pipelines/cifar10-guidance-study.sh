@@ -10,7 +10,8 @@
 # cache restores the stages a later ARM shares with it (SimCLR, the autoencoder, the controls), so a later ARM
 # trains only its guided arm. The variants are the ones the one-seed screen chose on the validation split
 # (pipelines/cifar10-guidance-screen.sh, docs/guidance.md). `oracle-*` arms read the true training labels in
-# pretraining: an upper bound, not a method (every report and MLflow run says so).
+# pretraining: an upper bound, not a method (every report and MLflow run says so): `oracle-attract` bounds guidance in
+# the loss, `oracle-batches` bounds the paper's guided batches (stratified by the true classes).
 #
 # Each finished experiment's results/ is copied to OUT/ARM; re-running the same command resumes the unfinished
 # ARM from its checkpoints and skips the finished ones. Last, `gsimclr tabulate` puts every finished ARM beside the
@@ -22,10 +23,11 @@ shift 2
 declare -A ARMS=(
   [paper]=""
   [oracle-attract]="labels=oracle batches=random false_negatives=attract"
+  [oracle-batches]="labels=oracle batches=guided false_negatives=keep"
   [network-cancel-head]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head"
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(oracle-attract network-cancel-head paper)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(oracle-attract network-cancel-head oracle-batches paper)
 for name in "${NAMES[@]}"; do
   [ -n "${ARMS[$name]+set}" ] || { echo "error: unknown arm $name (one of: ${!ARMS[*]})" >&2; exit 2; }
 done
