@@ -16,25 +16,36 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Optional, TypeVar
 
 from gsimclr.system.errors import UserError
 from gsimclr.system.inputs import read_text
 from gsimclr.system.storage import read_json, write_csv, write_json
 
-Record = TypeVar("Record", "PretrainMetrics", "ClusterMetrics")
+Flat = TypeVar("Flat", bound="FlatMetrics")
 
 
-def _from_json(kind: type[Record], raw: dict[str, Any], what: str) -> Record:
-    """A flat record from its JSON, keeping only known keys; a missing required key is a `UserError`."""
-    known = {f.name for f in fields(kind)}
-    try:
-        return kind(**{key: value for key, value in raw.items() if key in known})
-    except TypeError:
-        missing = sorted(known - set(raw))
-        raise UserError(f"{what} lacks {', '.join(missing)} (written by an older gsimclr? re-run its stage)") from None
+@dataclass(frozen=True, kw_only=True)
+class FlatMetrics:
+    """A stage's metrics file as one flat record: a diagnostic that does not apply (None) is left out of the file."""
+
+    def to_json(self) -> dict[str, float]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def read(cls: type[Flat], path: Path, what: str) -> Flat:
+        """The record in `path`, keeping only known keys; a missing required key is a `UserError`."""
+        raw = read_json(path, what)
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{key: value for key, value in raw.items() if key in known})
+        except TypeError:
+            missing = sorted(f.name for f in fields(cls) if f.default is MISSING and f.name not in raw)
+            raise UserError(
+                f"{what} lacks {', '.join(missing)} (written by an older gsimclr? re-run its stage)"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,7 @@ class EvaluationMetrics:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PretrainMetrics:
+class PretrainMetrics(FlatMetrics):
     """The last pretraining epoch: loss, false negatives per batch and, where measured, kNN accuracy
     and the pseudo labels' quality (true labels only measure)."""
 
@@ -133,16 +144,9 @@ class PretrainMetrics:
     pseudo_pair_precision: Optional[float] = None
     knn_val_acc: Optional[float] = None
 
-    def to_json(self) -> dict[str, float]:
-        return {key: value for key, value in asdict(self).items() if value is not None}
-
-    @classmethod
-    def read(cls, path: Path, what: str) -> PretrainMetrics:
-        return _from_json(cls, read_json(path, what), what)
-
 
 @dataclass(frozen=True, kw_only=True)
-class ClusterMetrics:
+class ClusterMetrics(FlatMetrics):
     """k-means pseudo labels against the true classes, and one epoch of random vs guided batches."""
 
     inertia: float
@@ -162,13 +166,6 @@ class ClusterMetrics:
     guided_distinct_pseudo_labels: float
     guided_same_pseudo_pairs: float
     guided_same_class_pairs: Optional[float] = None
-
-    def to_json(self) -> dict[str, float]:
-        return {key: value for key, value in asdict(self).items() if value is not None}
-
-    @classmethod
-    def read(cls, path: Path, what: str) -> ClusterMetrics:
-        return _from_json(cls, read_json(path, what), what)
 
 
 @dataclass(frozen=True)
