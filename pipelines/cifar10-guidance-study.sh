@@ -15,7 +15,7 @@
 #
 # Each finished experiment's results/ is copied to OUT/ARM; re-running the same command resumes the unfinished
 # ARM from its checkpoints and skips the finished ones. Last, `gsimclr tabulate` puts every finished ARM beside the
-# paper's G-SimCLR arm in OUT/table.md.
+# paper's G-SimCLR arm in OUT/table.md, and draws their paired differences in OUT/paired_differences.png.
 set -euo pipefail
 DATA=${1:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
 OUT=${2:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
@@ -47,4 +47,4 @@ done
 
 studies=()
 for name in "${NAMES[@]}"; do studies+=("$name=$OUT/$name/results.csv"); done
-gsimclr tabulate "${studies[@]}" --output "$OUT/table.md"
+gsimclr tabulate "${studies[@]}" --output "$OUT/table.md" --figure "$OUT/paired_differences.png" --data "CIFAR-10 (JPEG q75 copy)"

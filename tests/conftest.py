@@ -5,10 +5,14 @@ import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -123,3 +127,17 @@ def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
     return condition()
+
+
+def forest_points(figure: "Figure") -> dict[str, float]:
+    """Row label -> the point drawn on it (the paired mean difference)."""
+    axis = figure.axes[0]
+    labels = {
+        round(tick): label.get_text() for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(), strict=True)
+    }
+    points = {}
+    for line in axis.lines:
+        x, y = line.get_xdata(), line.get_ydata()
+        if line.get_marker() == "o" and round(y[0]) in labels:  # the point, not the interval's caps
+            points[labels[round(y[0])]] = float(x[0])
+    return points

@@ -31,19 +31,41 @@ def tabulate(
         list[str], typer.Option("--representation", "-r", help="Rows to show (repeatable): P1, P2, P3, fine-tune.")
     ] = ["P1", "P2", "P3", "fine-tune"],  # noqa: B006 (typer reads the default; it is never mutated)
     output: Annotated[Optional[Path], typer.Option(help="Also write the table to this file.")] = None,
+    figure: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Also draw the paired differences (guided arm − SimCLR, mean ± 95 % interval per study and "
+            "representation) as a forest plot, a PNG file."
+        ),
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help='The dataset, named in the figure\'s title (e.g. "CIFAR-10 (JPEG q75 copy)").')
+    ] = "",
 ) -> None:
     """Put several studies side by side: each one's guided arm against its own SimCLR arm, paired by seed, then the
     controls each study ran (the untrained network, raw pixels) with both arms' margins over them.
 
     Example: gsimclr tabulate paper=results/base/results.csv debiased=results/debiased/results.csv
+    --figure results/differences.png --data "ImageNet subset"
     """
+    from gsimclr.outputs import plots
+    from gsimclr.reporting.tabulate import differences_figure, read_studies
     from gsimclr.reporting.tabulate import tabulate as make_table
     from gsimclr.system.storage import write_text
 
     with reported_errors():
-        table = make_table(studies, metric, representation)
+        if figure is not None and figure.suffix.lower() != ".png":
+            raise UserError(f"--figure {figure}: the figure is a PNG; name a file ending in .png")
+        studies_read = read_studies(studies, metric)
+        table = make_table(studies_read, representation)
         if output is not None:
             write_text(output, table)
+        if figure is not None:
+            drawing = differences_figure(studies_read, representation, metric, data)
+            try:
+                plots.save_png(drawing, figure)
+            finally:
+                plots.close(drawing)
     typer.echo(table, nl=False)
 
 

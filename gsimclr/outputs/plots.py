@@ -119,8 +119,11 @@ def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabe
 def forest(rows: list[tuple[str, float, float]], title: str) -> Figure:
     """A forest plot: one row per (label, mean, half-width) in points, top to bottom, the 95 % interval as a bar
     and zero as a line, so that whether an interval crosses zero is seen at once (a nan half-width -- one seed --
-    draws the point alone)."""
-    figure, axis = plt.subplots(figsize=(7, 0.42 * len(rows) + 1.1))
+    draws the point alone). The figure widens with its longest label line, so the plot keeps its width."""
+    lines = [line for label, _, _ in rows for line in label.splitlines()]
+    row_height = 0.42 if len(lines) == len(rows) else 0.6
+    width = 4.5 + 0.07 * max(map(len, lines), default=0)
+    figure, axis = plt.subplots(figsize=(max(7.0, width), row_height * len(rows) + 1.1))
     positions = np.arange(len(rows))[::-1]
     for y, (_, mean, half) in zip(positions, rows, strict=True):
         crosses = np.isnan(half) or abs(mean) <= half

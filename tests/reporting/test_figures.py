@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from matplotlib.figure import Figure
+from conftest import forest_points
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
@@ -15,20 +15,6 @@ from gsimclr.reporting.rows import cell_values
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-def forest_points(figure: Figure) -> dict[str, float]:
-    """Row label -> the point drawn on it (the paired mean difference)."""
-    axis = figure.axes[0]
-    labels = {
-        round(tick): label.get_text() for tick, label in zip(axis.get_yticks(), axis.get_yticklabels(), strict=True)
-    }
-    points = {}
-    for line in axis.lines:
-        x, y = line.get_xdata(), line.get_ydata()
-        if line.get_marker() == "o" and round(y[0]) in labels:  # the point, not the interval's caps
-            points[labels[round(y[0])]] = float(x[0])
-    return points
 
 
 def test_the_forest_shows_each_paired_difference_of_the_table():

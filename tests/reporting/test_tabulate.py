@@ -2,9 +2,13 @@
 
 import csv
 
+import pytest
+from conftest import forest_points
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
+from gsimclr.reporting.tabulate import differences_figure, read_studies
+from gsimclr.settings.names import ORACLE_LABEL
 
 runner = CliRunner()
 FIELDS = ["table", "metric", "method", "representation", "seed", "test_acc", "paper", "guided_by"]
@@ -97,3 +101,29 @@ def test_the_controls_follow_with_each_arm_paired_against_the_untrained_network(
     # margins over the untrained network: simclr +20, +21, +22 (mean 21, sd 1: 4.303 / 1.732 = 2.48); gsimclr
     # +21, +21, +24 (mean 22, sd 1.732: 4.303 · 1.732 / 1.732 = 4.30); pixels constant: no spread
     assert lines[-1] == "| paper | P3 | 41.00 ± 2.48 | 30.00 ± 0.00 | +21.00 ± 2.48 | +22.00 ± 4.30 |"
+
+
+def test_the_figure_draws_each_paired_difference_and_names_the_oracle_bound(tmp_path):
+    paper = write_results(tmp_path / "p.csv", {("simclr", "P3"): [50, 52, 54], ("gsimclr", "P3"): [49, 53, 54]})
+    bound = write_results(
+        tmp_path / "o.csv", {("simclr", "P3"): [50, 52, 54], ("gsimclr", "P3"): [60, 62, 65]}, guided_by="oracle"
+    )
+    studies = read_studies([f"paper={paper}", f"batches={bound}"])
+    drawing = differences_figure(studies, ["P3"], data="CIFAR-10 (JPEG q75 copy)")
+    points = forest_points(drawing)
+    assert drawing.axes[0].get_title().startswith("CIFAR-10 (JPEG q75 copy): guided arm − SimCLR")
+    assert points == {"paper, P3": pytest.approx(0.0), f"batches, P3\n{ORACLE_LABEL}": pytest.approx(31 / 3)}
+
+    figure = tmp_path / "out" / "differences.png"
+    result = runner.invoke(app, ["tabulate", f"paper={paper}", f"batches={bound}", "-r", "P3", "--figure", str(figure)])
+    assert result.exit_code == 0, result.output
+    assert figure.stat().st_size > 10_000
+
+
+def test_a_figure_that_is_not_a_png_is_refused_before_anything_is_written(tmp_path):
+    study = write_results(tmp_path / "a.csv", {("simclr", "P3"): [50, 52, 54], ("gsimclr", "P3"): [49, 53, 54]})
+    outputs = ["--output", str(tmp_path / "t.md"), "--figure", str(tmp_path / "f.pdf")]
+    result = runner.invoke(app, ["tabulate", f"x={study}", "-r", "P3", *outputs])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and ".png" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "t.md").exists() and not (tmp_path / "f.pdf").exists()
