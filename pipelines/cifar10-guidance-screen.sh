@@ -33,9 +33,12 @@ declare -A VARIANTS=(
   # enough suspects to reach issue 35's "half of the false negatives removed": on a 10-epoch SimCLR network 12 and 20
   # per image find 46 % and 62 % of a batch's same-class pairs, at a precision of 0.20 and 0.17 (label-quality, P1)
   [neighbours-cancel-wide]="labels=neighbours batches=random false_negatives=cancel warmup_epochs=2 neighbours=16"
+  # no labels and no detection: Chuang et al. 2020's debiased loss corrects every anchor's denominator for the expected
+  # share tau_plus of same-class negatives (1/C: it assumes C = 10 balanced classes, a prior, not labels)
+  [debiased]="labels=autoencoder batches=random false_negatives=debiased tau_plus=0.1"
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-cancel-confident network-attract-head neighbours-attract neighbours-cancel neighbours-cancel-wide)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(simclr oracle-batches oracle-cancel oracle-attract network-cancel network-cancel-head network-cancel-confident network-attract-head neighbours-attract neighbours-cancel neighbours-cancel-wide debiased)
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MLFLOW_DISABLE_TELEMETRY=true
 
 for name in "${NAMES[@]}"; do

@@ -49,7 +49,12 @@ def arm_description(params: Params) -> str:
         else ""
     )
     name = ORACLE_LABEL if g.labels == "oracle" else "G-SimCLR arm"
-    source = ("no pseudo labels, " if g.labels == "neighbours" else "pseudo labels from ") + label_source(params)
+    if g.labels == "neighbours":
+        source = "no pseudo labels, " + label_source(params)
+    elif g.reads_pseudo_labels:
+        source = "pseudo labels from " + label_source(params)
+    else:
+        source = "no pseudo labels (random batches and a loss that reads none)"
     return f"{name}: {g.batches} batches, {loss}{warmup}; {source}.{split}"
 
 

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from gsimclr.method.losses import FalseNegatives
+from gsimclr.method.losses import LABELLED_LOSSES, FalseNegatives
 
 
 def _check_crop_scale(scale: tuple[float, float]) -> tuple[float, float]:
@@ -248,7 +248,7 @@ class GuidanceConfig(Section):
     so."""
     batches: Literal["guided", "random"] = "guided"
     """guided: the paper's batches stratified by pseudo label; random: plain SimCLR batches (to test a
-    loss option alone)."""
+    loss option alone). Random batches with `false_negatives: keep` or `debiased` read no pseudo labels at all."""
     false_negatives: FalseNegatives = "keep"
     """Same-pseudo-label images in a batch: keep as negatives (the paper), cancel them from the NT-Xent
     denominator, or attract them as extra positives (Huynh et al. 2022, false-negative elimination and
@@ -277,6 +277,13 @@ class GuidanceConfig(Section):
     the images nearest its centre, keeps its pseudo label at the first guided epoch, growing linearly to every
     image at the last epoch; the others are classes of their own (never a false negative). 1: every image keeps
     its label from the start."""
+
+    @property
+    def reads_pseudo_labels(self) -> bool:
+        """Whether the guided arm reads pseudo labels at all: guided batches, or a loss that acts on same-label pairs.
+        Random batches with `keep` or `debiased` read none (the debiased loss needs no labels), so they need no
+        `cluster` stage's table; in-batch neighbours flag pairs instead."""
+        return self.labels != "neighbours" and (self.batches == "guided" or self.false_negatives in LABELLED_LOSSES)
 
     @model_validator(mode="after")
     def _labels_are_used(self) -> GuidanceConfig:

@@ -202,7 +202,8 @@ def pretrain_loop(ctx: StageContext, method: Method, data: ImageSplits, world: W
     """Epochs, checkpoint and identity of one pretraining run (each rank's augmentation stream offset,
     so shards of one batch do not share augmentation draws)."""
     files = ctx.layout.pretrain_training(method)
-    reads_table = method == "gsimclr" and ctx.params.guidance.labels == "autoencoder"
+    guidance = ctx.params.guidance
+    reads_table = method == "gsimclr" and guidance.labels == "autoencoder" and guidance.reads_pseudo_labels
     inputs = [ctx.layout.pseudo_labels] if reads_table else []
     return ctx.training_loop(
         f"pretrain_{method}",
@@ -230,8 +231,8 @@ def pretrain(ctx: StageContext, method: Method) -> PretrainMetrics:
         raise UserError(f"pretrain.batch_size={cfg.batch_size} is larger than the {len(images)} training images")
     net = build.simclr_net(params.model, data.channels).to(ctx.device)
     detector = neighbour_detector(ctx, method)
-    guided = method == "gsimclr" and detector is None
-    labels = guidance_labels(ctx, net, images, data, world) if guided else None
+    reads_labels = method == "gsimclr" and params.guidance.reads_pseudo_labels
+    labels = guidance_labels(ctx, net, images, data, world) if reads_labels else None
     if labels is not None and cfg.batch_size != params.cluster.k and world.is_main:
         print(
             f"note: pretrain.batch_size={cfg.batch_size} != cluster.k={params.cluster.k}; guided batches "

@@ -73,6 +73,20 @@ def test_guidance_options_apply_to_the_gsimclr_arm_only(tmp_path, monkeypatch):
     assert len(set(losses.values())) == 4  # the option reaches the loss
 
 
+def test_an_arm_that_reads_no_labels_needs_no_cluster_table(tmp_path, monkeypatch):
+    """Random batches with `keep` are SimCLR, step for step; with the debiased loss (Chuang et al. 2020) a loss that
+    needs no labels: neither reads the `cluster` stage's table, so neither needs one."""
+    monkeypatch.chdir(tmp_path)
+    losses = {}
+    for method, mode in (("simclr", "keep"), ("gsimclr", "keep"), ("gsimclr", "debiased")):
+        result = run_pretrain(tmp_path, method, {"batches": "random", "false_negatives": mode})
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((tmp_path / "metrics" / "seed0" / f"pretrain_{method}.json").read_text())
+        losses[method, mode] = metrics["loss"]
+    assert not (tmp_path / "artifacts" / "seed0" / "pseudo_labels.csv").exists()
+    assert losses["gsimclr", "keep"] == losses["simclr", "keep"] != losses["gsimclr", "debiased"]
+
+
 def test_refreshed_pseudo_labels_come_from_the_model(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_arbitrary_pseudo_labels(tmp_path)

@@ -44,6 +44,11 @@ def rows(guided: list[float]) -> list[ResultRow]:
             f"{ORACLE_LABEL}: random batches, NT-Xent with same-cluster images as extra positives (attracted; Huynh "
             f"et al. 2022); pseudo labels from the true training labels: {ORACLE_LABEL}.",
         ),
+        (
+            {"batches": "random", "false_negatives": "debiased", "tau_plus": 0.1},
+            "G-SimCLR arm: random batches, debiased NT-Xent (tau_plus=0.1); no pseudo labels (random batches and a "
+            "loss that reads none).",
+        ),
     ],
 )
 def test_the_report_says_what_the_guided_arm_did(guidance, words):
