@@ -13,9 +13,11 @@
 # pretraining: an upper bound, not a method (every report and MLflow run says so): `oracle-attract` bounds guidance in
 # the loss, `oracle-batches` bounds the paper's guided batches (stratified by the true classes).
 #
-# Each finished experiment's results/ is copied to OUT/ARM; re-running the same command resumes the unfinished
-# ARM from its checkpoints and skips the finished ones. Last, `gsimclr tabulate` puts every finished ARM beside the
-# paper's G-SimCLR arm in OUT/table.md, and draws their paired differences in OUT/paired_differences.png.
+# Each finished experiment's report (results/*.md, .csv, .json, .png) is copied to OUT/ARM; re-running the same
+# command resumes the unfinished ARM from its checkpoints and skips the finished ones. Last, `gsimclr tabulate` puts
+# every ARM beside the paper's G-SimCLR arm in OUT/table.md and draws their paired differences in
+# OUT/paired_differences.png. The paper's arm is the committed 3-seed study (results/cifar10-cpu/: its own SimCLR
+# pair, 2-core AMD EPYCs with AVX2, fp32) unless `paper` is one of the ARMs, which re-runs it on this machine.
 set -euo pipefail
 DATA=${1:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
 OUT=${2:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
@@ -27,7 +29,7 @@ declare -A ARMS=(
   [network-cancel-head]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head"
 )
 NAMES=("$@")
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(oracle-attract network-cancel-head oracle-batches paper)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(oracle-attract network-cancel-head oracle-batches)
 for name in "${NAMES[@]}"; do
   [ -n "${ARMS[$name]+set}" ] || { echo "error: unknown arm $name (one of: ${!ARMS[*]})" >&2; exit 2; }
 done
@@ -41,10 +43,12 @@ for name in "${NAMES[@]}"; do
   for item in ${ARMS[$name]}; do overrides+=(-S "guidance.$item"); done
   gsimclr study pipelines/cifar10-cpu.yaml --name "cifar10-$name" "${overrides[@]}"
   mkdir -p "$OUT/$name"
-  cp -r results/. "$OUT/$name/"
+  find results -maxdepth 1 -type f -exec cp {} "$OUT/$name/" \;
   cp params.yaml "$OUT/$name/params.yaml"
 done
 
+kind=$(python3 -c 'from gsimclr.system.machine import cpu_kind; print(cpu_kind())')
 studies=()
-for name in "${NAMES[@]}"; do studies+=("$name=$OUT/$name/results.csv"); done
+[[ " ${NAMES[*]} " == *" paper "* ]] || studies+=("paper (committed study, x86_64-avx2 fp32)=results/cifar10-cpu/results.csv")
+for name in "${NAMES[@]}"; do studies+=("$name ($kind)=$OUT/$name/results.csv"); done
 gsimclr tabulate "${studies[@]}" --output "$OUT/table.md" --figure "$OUT/paired_differences.png" --data "CIFAR-10 (JPEG q75 copy)"

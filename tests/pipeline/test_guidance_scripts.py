@@ -1,13 +1,18 @@
 """The CIFAR-10 guidance screen and study scripts (pipelines/): every variant they name is a valid study, and an
 unknown one is refused before anything runs."""
 
+import os
 import re
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 from gsimclr.pipeline.study import effective_params
+from gsimclr.system.machine import cpu_kind
 
 SCRIPTS = ("cifar10-guidance-screen.sh", "cifar10-guidance-study.sh")
 
@@ -38,3 +43,28 @@ def test_an_unknown_variant_is_refused_before_anything_runs(tmp_path, script):
     )
     assert result.returncode == 2 and result.stderr.startswith("error: unknown "), result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_study_tables_its_arms_beside_the_committed_paper_arm(tmp_path):
+    """With every arm's report already in OUT nothing trains: the script goes straight to `gsimclr tabulate`, which
+    puts the committed 3-seed study's G-SimCLR (results/cifar10-cpu/) first and names the CPU kind of each arm."""
+    out = tmp_path / "out"
+    for arm in ("oracle-attract", "network-cancel-head", "oracle-batches"):
+        (out / arm).mkdir(parents=True)
+        shutil.copy(REPO / "results" / "cifar10-cpu" / "results.csv", out / arm / "results.csv")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    script = REPO / "pipelines" / "cifar10-guidance-study.sh"
+    result = subprocess.run(
+        ["bash", str(script), "/nonexistent/cifar10", str(out)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    table = (out / "table.md").read_text()
+    studies = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if " | P3 | " in line]
+    kind = cpu_kind()
+    assert studies[:4] == [
+        "paper (committed study, x86_64-avx2 fp32)",
+        f"oracle-attract ({kind})",
+        f"network-cancel-head ({kind})",
+        f"oracle-batches ({kind})",
+    ], studies
+    assert (out / "paired_differences.png").stat().st_size > 0
