@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,17 @@ def isolated_tracking_uri(monkeypatch):
     """`mlflow.set_tracking_uri` exports MLFLOW_TRACKING_URI: without this, an in-process CLI test would
     point the subprocesses of later tests at its own (temporary) store."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def command_env() -> dict[str, str]:
+    """The environment of a test that runs the project's commands (`gsimclr`, `dvc`, `torchrun`, `git`) as
+    subprocesses: this interpreter's bin folder first on PATH, so the commands are the ones installed beside it; no
+    MLflow store inherited from an earlier test; and a git identity, so a test repository commits on a CI machine that
+    has none."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env |= {f"GIT_{who}_{what}": "t" for who in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
 
 
 def write_params(path: Path, params: dict) -> Path:

@@ -1,7 +1,6 @@
 """End to end: `dvc repro` of a tiny config in a temporary copy of the repository, through the CLI."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_PARAMS, wait_until, write_params
+from conftest import REPO, TINY_PARAMS, command_env, wait_until, write_params
 
 pytestmark = pytest.mark.slow
 SEEDS = [0, 1]
@@ -40,15 +39,7 @@ def project(tmp_path_factory):
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
     write_params(root / "params.yaml", dict(TINY_PARAMS, seeds=SEEDS))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = command_env()
     sh(["git", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "init"], root, env)

@@ -4,17 +4,15 @@ in a temporary DVC project."""
 
 import csv
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, TINY_PARAMS, write_image_folder, write_params
+from conftest import REPO, TINY_PARAMS, command_env, write_image_folder, write_params
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -91,9 +89,7 @@ def study(tmp_path_factory):
         for line in lines
     ]
     assert sum(line != given for line, given in zip(commands, lines, strict=True)) == len(folders), commands
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env |= {f"GIT_{who}_{what}": "t" for who in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = command_env()
     for git in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
         subprocess.run(["git", *git], cwd=root, env=env, check=True)
     # A hang guard, not a speed check: about two minutes on an idle 2-core machine.

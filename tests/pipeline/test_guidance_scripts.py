@@ -1,15 +1,12 @@
 """The CIFAR-10 guidance screen and study scripts (pipelines/): every variant they name is a valid study, and an
 unknown one is refused before anything runs."""
 
-import os
 import re
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, command_env
 
 from gsimclr.pipeline.study import effective_params
 from gsimclr.system.machine import cpu_kind
@@ -52,7 +49,7 @@ def test_the_study_tables_its_arms_beside_the_committed_paper_arm(tmp_path):
     for arm in ("oracle-attract", "network-cancel-head", "oracle-batches"):
         (out / arm).mkdir(parents=True)
         shutil.copy(REPO / "results" / "cifar10-cpu" / "results.csv", out / arm / "results.csv")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = command_env()
     script = REPO / "pipelines" / "cifar10-guidance-study.sh"
     result = subprocess.run(
         ["bash", str(script), "/nonexistent/cifar10", str(out)], cwd=REPO, env=env, capture_output=True, text=True

@@ -6,7 +6,6 @@ porting bug: gathering embeddings without autograd silently drops the other rank
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import TINY_PARAMS, write_params
+from conftest import TINY_PARAMS, command_env, write_params
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -129,8 +128,7 @@ def test_shards_cover_every_image_once_and_keep_global_batches_stratified():
 def test_torchrun_pretrains_data_parallel_and_only_rank_0_writes(tmp_path):
     write_params(tmp_path / "params.yaml", TINY_PARAMS)
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = command_env()
     result = subprocess.run(
         [
             str(bin_dir / "torchrun"),
