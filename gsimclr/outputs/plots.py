@@ -95,6 +95,10 @@ def accuracy_by_seed(methods: dict[str, dict[str, list[float]]], baselines: list
     return figure
 
 
+LEGEND_INSIDE_CHARS = 30
+"""The longest legend label `curves_by_seed` keeps inside the axes (an oracle arm's full name goes below them)."""
+
+
 def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabel: str, title: str) -> Figure:
     """One line per (method, seed), coloured by method; each run is (epochs, values)."""
     figure, axis = plt.subplots(figsize=(5.5, 3.5))
@@ -111,7 +115,10 @@ def curves_by_seed(curves: dict[str, list[tuple[list[int], list[float]]]], ylabe
     axis.set_xlabel("epoch")
     axis.set_ylabel(ylabel)
     axis.set_title(title)
-    axis.legend()
+    if max(map(len, curves)) > LEGEND_INSIDE_CHARS:  # a box that wide would hide curves: below the axes instead
+        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize="small", frameon=False)
+    else:
+        axis.legend()
     axis.grid(alpha=0.3)
     return figure
 

@@ -4,7 +4,6 @@ oracle bound (true labels in pretraining: what perfect labels could buy, never a
 from __future__ import annotations
 
 from gsimclr.evaluation.stats import Summary
-from gsimclr.reporting.rows import LABELS
 from gsimclr.settings.config import Params
 from gsimclr.settings.names import ORACLE_LABEL
 
@@ -56,11 +55,6 @@ def arm_description(params: Params) -> str:
     else:
         source = "no pseudo labels (random batches and a loss that reads none)"
     return f"{name}: {g.batches} batches, {loss}{warmup}; {source}.{split}"
-
-
-def arm_labels(params: Params) -> dict[str, str]:
-    """Table labels of every row: the guided arm is the oracle bound when it read the true labels."""
-    return LABELS | ({"gsimclr": ORACLE_LABEL} if params.guidance.labels == "oracle" else {})
 
 
 def bound_verdict(difference: Summary) -> str:

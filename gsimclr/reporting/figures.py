@@ -14,7 +14,7 @@ from gsimclr.evaluation.stats import paired_difference
 from gsimclr.models.heads import TAPS
 from gsimclr.outputs import plots
 from gsimclr.outputs.metrics import ResultRow
-from gsimclr.reporting.rows import FINETUNE, LABELS, cell_values
+from gsimclr.reporting.rows import FINETUNE, cell_values, labels_of_rows
 from gsimclr.settings.names import METHODS, PIXELS
 from gsimclr.system.errors import UserError
 
@@ -31,10 +31,10 @@ def arms(cells: dict[tuple[str, str], list[float]]) -> list[str]:
 def accuracy_by_seed(rows: list[ResultRow]) -> Figure:
     """Every seed's test accuracy per method and representation, with the supervised reference and raw pixels
     where the table holds them."""
-    cells = cell_values(rows)
+    cells, labels = cell_values(rows), labels_of_rows(rows)
     baselines = [("supervised", ("supervised", "–")), ("raw pixels, linear", ("pixels", PIXELS))]
     return plots.accuracy_by_seed(
-        {LABELS[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in arms(cells)},
+        {labels[m]: {rep: cells[(m, rep)] for rep in (*TAPS, FINETUNE)} for m in arms(cells)},
         baselines=[(name, cells[key]) for name, key in baselines if key in cells],
     )
 
@@ -43,7 +43,7 @@ def paired_differences(rows: list[ResultRow]) -> Figure:
     """G-SimCLR − SimCLR and each arm − the untrained network, by representation: paired by seed, as the tables'
     intervals are (the oracle bound's arm is named as one, never as a method)."""
     cells = cell_values(rows)
-    guided = LABELS["gsimclr"] if not any(row.guided_by == "oracle" for row in rows) else "oracle bound"
+    guided = labels_of_rows(rows)["gsimclr"]
     pairs = [
         (f"{guided} − SimCLR", "gsimclr", "simclr"),
         ("SimCLR − untrained", "simclr", "random_init"),

@@ -11,9 +11,9 @@ from typing import Optional
 from gsimclr.evaluation.stats import paired_difference, summarize
 from gsimclr.models.heads import TAPS
 from gsimclr.outputs.metrics import ResultRow
-from gsimclr.reporting.arm import arm_description, arm_labels
+from gsimclr.reporting.arm import arm_description
 from gsimclr.reporting.diagnostics import diagnostics
-from gsimclr.reporting.rows import FINETUNE, LABELS, SeedOutputs, cell_values
+from gsimclr.reporting.rows import FINETUNE, LABELS, SeedOutputs, cell_values, method_labels
 from gsimclr.reporting.tables import control_table, method_table, paper_figure, per_seed_table
 from gsimclr.settings.config import Params
 from gsimclr.settings.names import METHODS, PIXELS
@@ -23,17 +23,17 @@ COLLAPSE_SHARE = 0.98
 """A run whose final NT-Xent loss is this close to ln(2B - 1) has collapsed (all embeddings alike)."""
 
 
-def collapsed_runs(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
+def collapsed_runs(outputs: list[SeedOutputs], batch_size: int, labels: Mapping[str, str] = LABELS) -> list[str]:
     """`method seed N` for every pretraining run that ended at the loss of identical embeddings."""
     chance = math.log(2 * batch_size - 1)
     return [
-        f"{LABELS[m]} seed {o.seed}" for m in METHODS for o in outputs if o.pretrain[m].loss >= COLLAPSE_SHARE * chance
+        f"{labels[m]} seed {o.seed}" for m in METHODS for o in outputs if o.pretrain[m].loss >= COLLAPSE_SHARE * chance
     ]
 
 
-def collapse_warning(outputs: list[SeedOutputs], batch_size: int) -> list[str]:
+def collapse_warning(outputs: list[SeedOutputs], batch_size: int, labels: Mapping[str, str] = LABELS) -> list[str]:
     """A warning paragraph naming collapsed pretraining runs (none: no lines)."""
-    collapsed = collapsed_runs(outputs, batch_size)
+    collapsed = collapsed_runs(outputs, batch_size, labels)
     if not collapsed:
         return []
     return [
@@ -112,9 +112,7 @@ class LabelledImages:
         )
 
 
-def controls_section(
-    rows: list[ResultRow], labelled: Optional[LabelledImages], labels: Mapping[str, str] = LABELS
-) -> list[str]:
+def controls_section(rows: list[ResultRow], labelled: Optional[LabelledImages]) -> list[str]:
     """Did pretraining learn anything? Each method against the untrained network and raw pixels."""
     images = f"{labelled.from_scratch} labelled images" if labelled else "labelled images as the fine-tunes"
     return [
@@ -123,15 +121,15 @@ def controls_section(
         "The same linear probe on the same network untrained (initialised from the same seed): a method that does not "
         "beat it has learned nothing worth comparing.",
         "",
-        *control_table(rows, list(TAPS), labels=labels),
+        *control_table(rows, list(TAPS)),
         "",
         "Raw pixels under the same probe, paired by seed (each seed's validation split chose the pixels' C too):",
         "",
-        *control_table(rows, list(TAPS), control=PIXELS, labels=labels),
+        *control_table(rows, list(TAPS), control=PIXELS),
         "",
         f"Fine-tuning against training the same network from scratch on the same {images}:",
         "",
-        *control_table(rows, [FINETUNE], labels=labels),
+        *control_table(rows, [FINETUNE]),
         "",
     ]
 
@@ -179,7 +177,7 @@ def accuracy_sections(params: Params, rows: list[ResultRow], labelled: Optional[
     return [
         "## Table II — linear evaluation on frozen representations",
         "",
-        *method_table(rows, list(TAPS), reference, arm_labels(params)),
+        *method_table(rows, list(TAPS), reference),
         "",
         f"Fully supervised baseline: {supervised}{paper_supervised}{supervised_images}. "
         f"Controls under the same probe: untrained network P3 {summarize(cells[('random_init', 'P3')])}, "
@@ -188,18 +186,18 @@ def accuracy_sections(params: Params, rows: list[ResultRow], labelled: Optional[
         f"## Table III — fine-tuning with {params.evaluate.finetune_fraction:.0%} of the training labels "
         "(class-stratified)",
         "",
-        *method_table(rows, [FINETUNE], reference, arm_labels(params)),
+        *method_table(rows, [FINETUNE], reference),
         "",
         f"{finetune_images}: {summarize(cells[('random_init', FINETUNE)])}.",
         "",
-        *controls_section(rows, labelled, arm_labels(params)),
+        *controls_section(rows, labelled),
     ]
 
 
 def seeds_title(params: Params, seeds: list[int]) -> str:
     """The report's heading: the dataset and the seeds it pools."""
     return (
-        f"# SimCLR vs G-SimCLR on `{params.data.name}` "
+        f"# SimCLR vs {method_labels(params.guidance.labels)['gsimclr']} on `{params.data.name}` "
         f"({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})"
     )
 
@@ -219,7 +217,7 @@ def render(
         seeds_title(params, seeds),
         "",
         *introduction(params),
-        *collapse_warning(outputs, params.pretrain.batch_size),
+        *collapse_warning(outputs, params.pretrain.batch_size, method_labels(params.guidance.labels)),
         *accuracy_sections(params, rows, LabelledImages.of(outputs)),
         *(balanced_section(balanced, params.data.imbalance_ratio, outputs) if balanced else []),
         "## Per seed",

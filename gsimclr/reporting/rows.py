@@ -16,7 +16,7 @@ from gsimclr.evaluation.stats import Summary, paired_difference, summarize
 from gsimclr.models.heads import TAPS
 from gsimclr.outputs.metrics import ClusterMetrics, EvaluationMetrics, PretrainMetrics, ResultRow
 from gsimclr.reporting.paper import PAPER_RESULTS
-from gsimclr.settings.names import METHOD_NAMES, METHODS, PIXELS
+from gsimclr.settings.names import METHOD_NAMES, METHODS, ORACLE_LABEL, PIXELS
 
 LABELS: dict[str, str] = {
     **METHOD_NAMES,
@@ -24,9 +24,22 @@ LABELS: dict[str, str] = {
     "random_init": "Random init (untrained)",
     "pixels": "Raw pixels",
 }
+
+
 FINETUNE = "fine-tune"
 """Representation name of the Table III rows (the whole backbone, trained on the labelled fraction); for
 `random_init` it is training from scratch on the same labelled images."""
+
+
+def method_labels(guided_by: str) -> dict[str, str]:
+    """How tables, figures and sentences name each method's rows; `guided_by` is the guided arm's label source, and
+    an arm that read the true labels is named as the oracle bound everywhere, never as G-SimCLR."""
+    return LABELS | ({"gsimclr": ORACLE_LABEL} if guided_by == "oracle" else {})
+
+
+def labels_of_rows(rows: Iterable[ResultRow]) -> dict[str, str]:
+    """`method_labels` for a table read back from results.csv, whose guided rows say where their labels came from."""
+    return method_labels("oracle" if any(row.guided_by == "oracle" for row in rows) else "")
 
 
 TABLE_CELLS: list[tuple[str, str, str, str, str]] = [

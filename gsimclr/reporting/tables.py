@@ -3,13 +3,12 @@ against the untrained network and raw pixels, and every seed's value."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Optional
 
 from gsimclr.evaluation.stats import Summary, paired_difference, summarize, verdict
 from gsimclr.outputs.metrics import ResultRow
 from gsimclr.reporting.arm import bound_verdict
-from gsimclr.reporting.rows import FINETUNE, LABELS, cell_values, cells_by_seed
+from gsimclr.reporting.rows import FINETUNE, cell_values, cells_by_seed, labels_of_rows
 from gsimclr.settings.names import METHODS, ORACLE_LABEL, PIXELS, Control
 
 
@@ -18,15 +17,13 @@ def paper_figure(value: Optional[float]) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
-def method_table(
-    rows: list[ResultRow], representations: list[str], reference: Optional[str], labels: Mapping[str, str] = LABELS
-) -> list[str]:
+def method_table(rows: list[ResultRow], representations: list[str], reference: Optional[str]) -> list[str]:
     """SimCLR and G-SimCLR per representation, their paired difference with a verdict, and the paper's pair.
 
-    `labels` names the guided arm; the oracle bound (`gsimclr.reporting.arm.arm_labels`) is never called better."""
+    The rows name their guided arm (`labels_of_rows`); the oracle bound is never called better."""
     cells = cell_values(rows)
     paper = {(r.method, r.representation): r.paper for r in rows}
-    guided = labels["gsimclr"]
+    guided = labels_of_rows(rows)["gsimclr"]
     head = f"| representation | SimCLR | {guided} | {guided} − SimCLR (paired) | verdict |"
     rule = "| --- | ---: | ---: | ---: | --- |"
     if reference:
@@ -44,18 +41,13 @@ def method_table(
     return lines
 
 
-def control_table(
-    rows: list[ResultRow],
-    representations: list[str],
-    control: Control = "random_init",
-    labels: Mapping[str, str] = LABELS,
-) -> list[str]:
+def control_table(rows: list[ResultRow], representations: list[str], control: Control = "random_init") -> list[str]:
     """Each method's paired margin over a control under the same probe (or training), and whether it beats it.
 
     `control`: `random_init`, the untrained network at the same representation, or `pixels`, the one raw-pixel
     probe set against every representation (a representation a probe reads no better than the pixels
     themselves has learned nothing the probe can use)."""
-    cells = cell_values(rows)
+    cells, labels = cell_values(rows), labels_of_rows(rows)
     lines = [
         f"| representation | {labels[control]} | "
         f"SimCLR − control (paired) | verdict | {labels['gsimclr']} − control (paired) | verdict |",
@@ -84,13 +76,13 @@ def beats(margin: Summary, method: str) -> str:
 
 def per_seed_table(rows: list[ResultRow], seeds: list[int]) -> list[str]:
     """Every cell of the tables for every seed: the spread behind each interval."""
-    cells = cells_by_seed(rows)
+    cells, labels = cells_by_seed(rows), labels_of_rows(rows)
     lines = [
         "| method | representation | " + " | ".join(f"seed {s}" for s in seeds) + " |",
         "| --- | --- |" + " ---: |" * len(seeds),
     ]
     lines += [
-        f"| {LABELS[m]} | {'from scratch' if (m, rep) == ('random_init', FINETUNE) else rep} | "
+        f"| {labels[m]} | {'from scratch' if (m, rep) == ('random_init', FINETUNE) else rep} | "
         + " | ".join(f"{by_seed[s]:.2f}" for s in seeds)
         + " |"
         for (m, rep), by_seed in cells.items()

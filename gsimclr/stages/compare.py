@@ -18,7 +18,7 @@ from gsimclr.pipeline.tracking import StageRun, link_runs, stage_run
 from gsimclr.pipeline.tracking_names import ui_hint
 from gsimclr.reporting.figures import accuracy_by_seed
 from gsimclr.reporting.report import render
-from gsimclr.reporting.rows import LABELS, SeedOutputs, pooled_metrics, result_rows
+from gsimclr.reporting.rows import SeedOutputs, labels_of_rows, pooled_metrics, result_rows
 from gsimclr.settings.names import EVAL_METHODS, METHODS, EvalMethod, Stage
 from gsimclr.stages.context import StageContext
 from gsimclr.system.storage import read_json, write_json, write_text
@@ -64,8 +64,9 @@ def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tra
     """accuracy_by_seed.png, pretrain_loss.png and, when pretraining ran the kNN monitor, knn_monitor.png;
     returns the names of those written (`gsimclr figures` adds the forest plot of the paired differences)."""
     tracker.publish_figure(accuracy_by_seed(rows), root.result_figure("accuracy_by_seed"))
+    labels = labels_of_rows(rows)
     curves = {
-        LABELS[m]: [_curve(root.for_seed(o.seed).pretrain_loss(m, "csv"), f"{m}_loss") for o in outputs]
+        labels[m]: [_curve(root.for_seed(o.seed).pretrain_loss(m, "csv"), f"{m}_loss") for o in outputs]
         for m in METHODS
     }
     tracker.publish_figure(
@@ -77,7 +78,7 @@ def figures(root: Layout, outputs: list[SeedOutputs], rows: list[ResultRow], tra
     if all(path.exists() and len(_curve(path, "knn_val_acc")[0]) for paths in knn_files.values() for path in paths):
         tracker.publish_figure(
             plots.curves_by_seed(
-                {LABELS[m]: [_curve(p, "knn_val_acc") for p in paths] for m, paths in knn_files.items()},
+                {labels[m]: [_curve(p, "knn_val_acc") for p in paths] for m, paths in knn_files.items()},
                 ylabel="kNN accuracy (validation)",
                 title="kNN monitor during pretraining, one line per seed",
             ),
@@ -128,13 +129,14 @@ def compare(ctx: StageContext) -> str:
     with stage_run(STAGE, ctx.params, ctx.config) as tracker:
         names = figures(root, outputs, rows, tracker)
         answer, curves = side_by_side(outputs, tracker, source == "oracle")
+        both = f"SimCLR and {labels_of_rows(rows)['gsimclr']}"
         text = render(
             ctx.params,
             outputs,
             rows,
             balanced,
             names,
-            f"SimCLR and G-SimCLR side by side in the MLflow UI (every seed's evaluation runs with the controls, "
+            f"{both} side by side in the MLflow UI (every seed's evaluation runs with the controls, "
             f"grouped by method, best P3 test accuracy first): {answer}\n\n"
             f"Their pretraining curves overlaid (kNN monitor and loss, the mean over seeds per method): {curves}",
         )
@@ -147,6 +149,6 @@ def compare(ctx: StageContext) -> str:
         tracker.log_metrics(pooled)
         tracker.log_artifact(root.results_md)
         tracker.log_artifact(root.results_csv)
-    print(f"SimCLR and G-SimCLR side by side: {answer}")
+    print(f"{both} side by side: {answer}")
     print(f"Their pretraining curves overlaid: {curves}")
     return text
