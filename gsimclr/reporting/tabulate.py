@@ -108,7 +108,7 @@ def control_rows(study: Study, representations: Sequence[str]) -> list[str]:
         base = [untrained[s] for s in seeds]
         margins = [paired_difference([arm[s] for s in seeds], base).format(signed=True) for arm in (simclr, guided)]
         raw = summarize([pixels[s] for s in seeds]) if pixels and rep != "fine-tune" else "–"
-        lines.append(f"| {study.label} | {rep} | {summarize(base)} | {raw} | {margins[0]} | {margins[1]} |")
+        lines.append(f"| {study.name} | {rep} | {summarize(base)} | {raw} | {margins[0]} | {margins[1]} |")
     return lines
 
 

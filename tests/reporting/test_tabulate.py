@@ -74,14 +74,15 @@ def test_bad_studies_are_one_line_errors(tmp_path):
 
 
 def test_the_oracle_bound_is_named_and_never_called_better(tmp_path):
-    bound = write_results(
-        tmp_path / "o.csv", {("simclr", "P3"): [50, 52, 54], ("gsimclr", "P3"): [60, 62, 64]}, guided_by="oracle"
-    )
+    cells = {("simclr", "P3"): [50, 52, 54], ("gsimclr", "P3"): [60, 62, 64], ("random_init", "P3"): [40, 41, 42]}
+    bound = write_results(tmp_path / "o.csv", cells, guided_by="oracle")
     result = runner.invoke(app, ["tabulate", f"cancel={bound}", "-r", "P3"])
     assert result.exit_code == 0, result.output
-    row = result.output.strip().splitlines()[2]
+    lines = result.output.strip().splitlines()
+    row = lines[2]
     assert row.startswith("| cancel — oracle (uses true labels: an upper bound, not a method) | P3 |")
     assert row.endswith("| +10.00 ± 0.00 | upper bound: room above SimCLR |") and "better" not in row
+    assert lines[-1].startswith("| cancel — oracle (uses true labels: an upper bound, not a method) | P3 | 41.00")
 
 
 def test_the_controls_follow_with_each_arm_paired_against_the_untrained_network(tmp_path):
