@@ -24,8 +24,6 @@ LABELS: dict[str, str] = {
     "random_init": "Random init (untrained)",
     "pixels": "Raw pixels",
 }
-
-
 FINETUNE = "fine-tune"
 """Representation name of the Table III rows (the whole backbone, trained on the labelled fraction); for
 `random_init` it is training from scratch on the same labelled images."""
