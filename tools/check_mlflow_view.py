@@ -80,15 +80,26 @@ def serve(store: str, port: int) -> subprocess.Popen:
 
 
 RENDERS = 4
-"""Headless Chromium's virtual time can run out before the MLflow server has answered the page's requests: one dump in
-three of the curves view came back without its charts on a 2-core AMD EPYC. A check renders again, up to this many
-times, until the page holds what it looks for -- and still fails when it never does."""
+"""Headless Chromium's virtual time can run out before the MLflow server has answered the page's requests. A check
+renders again, up to this many times, until the page holds what it looks for -- and still fails when it never does."""
+
+COMPOSITE_EVERY_FRAME = "--run-all-compositor-stages-before-draw"
+"""The chart cards render only once they are seen in the viewport, which headless Chromium under a virtual-time budget
+may never composite: without this flag 5 of 50 dumps of the curves view came back without any chart on a 2-core AMD
+EPYC (x86_64-avx512, one core busy), and CI once lost all four tries; with it, 0 of 50 on the same machine and load."""
 
 
 def render(link: str, screenshot: Path | None = None, ready: Callable[[str], bool] = lambda dom: True) -> str:
     """The page's DOM after its scripts ran, rendered again until `ready(dom)` or `RENDERS` tries (and a screenshot,
     where asked, taken once the DOM was ready)."""
-    common = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=30000"]
+    common = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--virtual-time-budget=30000",
+        COMPOSITE_EVERY_FRAME,
+    ]
     common.append(f"--window-size={WINDOW}")
     for _ in range(RENDERS):
         dom = subprocess.run([*common, "--dump-dom", link], check=True, capture_output=True, text=True, timeout=300)
