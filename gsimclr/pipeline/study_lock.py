@@ -4,7 +4,9 @@ Two schedulers in one project would start the same stages twice; DVC then refuse
 message whose last line advises deleting a lock that a live process holds. Instead, a second scheduler stops at
 once with one line naming the running one (PID, command, the stages it is running) and saying to wait for it or
 stop it. The lock is an advisory `flock` on the file: the kernel releases it when its holder ends, however it ends,
-so a killed scheduler never leaves a stale lock behind; the file's text only describes the holder.
+so a killed scheduler never leaves a stale lock behind; the file's text only describes the holder. Whoever takes the
+lock also clears the one thing a killed study can leave that would stop the next: DVC's torn stage-lock file
+(`dvc_rwlock`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Optional
 
+from gsimclr.pipeline.dvc_rwlock import remove_torn_rwlock
 from gsimclr.system.errors import UserError
 
 _held: Optional[Callable[[Sequence[str]], None]] = None
@@ -64,6 +67,7 @@ def one_study_at_a_time(root: Path = Path(".")) -> Iterator[Callable[[Sequence[s
         except BlockingIOError:
             raise refusal(path) from None
         describe(handle, [])
+        remove_torn_rwlock(root)
         _held = lambda running: describe(handle, running)  # noqa: E731
         try:
             yield _held

@@ -192,7 +192,9 @@ def project_processes(root: Path) -> dict[int, str]:
 def test_changing_a_guidance_param_reruns_only_the_g_simclr_arm_even_after_a_kill(project):
     """Guidance is the one difference between the arms: SimCLR, the controls and the supervised reference stay.
     The first scheduler is refused a twin, then SIGKILLed mid-pretraining: no stage of it survives it, and the
-    re-run rebuilds exactly what the change needs."""
+    re-run rebuilds exactly what the change needs -- even when the kill caught DVC rewriting its stage-lock file
+    (it happened in CI: an empty `.dvc/tmp/rwlock`, which fails every later `dvc` command unless the re-run clears
+    it; made certain here by emptying the file)."""
     root, env = project
     params = dict(TINY_PARAMS, seeds=SEEDS, guidance={**TINY_PARAMS["guidance"], "false_negatives": "cancel"})
     write_params(root / "params.yaml", params)
@@ -209,7 +211,9 @@ def test_changing_a_guidance_param_reruns_only_the_g_simclr_arm_even_after_a_kil
     first.kill()
     first.wait()
     assert wait_until(lambda: not project_processes(root), 30), project_processes(root)
+    (root / ".dvc" / "tmp" / "rwlock").write_text("")
     output = sh(["gsimclr", "repro"], root, env)
+    assert "note: removed .dvc/tmp/rwlock" in output
     assert ran(output) == per_seed("pretrain_gsimclr", "evaluate@gsimclr") | {"prepare", "compare"}
 
 

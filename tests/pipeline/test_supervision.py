@@ -101,6 +101,30 @@ def test_a_second_study_in_the_project_is_refused_with_the_running_one_named(tmp
         assert json.loads((tmp_path / ".gsimclr" / "study.lock").read_text())["running"] == ["x"]
 
 
+@pytest.mark.parametrize("torn", ["", '{"read": {"data": [{"pid": 1', "\udcff"])
+def test_taking_the_study_lock_removes_dvc_s_torn_stage_lock_file_and_says_so(tmp_path, capsys, torn):
+    """What a DVC process killed mid-write leaves (empty, cut short, garbage) would fail every later `dvc` command
+    (treeverse/dvc#7615): the next study removes it, with one line on stderr."""
+    rwlock = tmp_path / ".dvc" / "tmp" / "rwlock"
+    rwlock.parent.mkdir(parents=True)
+    rwlock.write_bytes(torn.encode("utf-8", "surrogateescape"))
+    with one_study_at_a_time(tmp_path):
+        assert not rwlock.exists()
+    assert capsys.readouterr().err == (
+        "note: removed .dvc/tmp/rwlock, DVC's stage-lock file, torn by a run that was killed (treeverse/dvc#7615)\n"
+    )
+
+
+def test_a_readable_stage_lock_file_is_left_to_dvc(tmp_path, capsys):
+    rwlock = tmp_path / ".dvc" / "tmp" / "rwlock"
+    rwlock.parent.mkdir(parents=True)
+    entries = '{"write": {"data": {"pid": 1, "cmd": "dvc repro"}}, "read": {}}'
+    rwlock.write_text(entries)
+    with one_study_at_a_time(tmp_path):
+        assert rwlock.read_text() == entries
+    assert capsys.readouterr().err == ""
+
+
 def test_dvc_s_busy_output_is_relayed_with_its_cause_and_without_the_advice_to_delete_a_live_lock(tmp_path):
     """The real DVC message: a second `dvc repro` of a stage while a first one runs it."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
