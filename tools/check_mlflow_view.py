@@ -86,7 +86,8 @@ renders again, up to this many times, until the page holds what it looks for -- 
 COMPOSITE_EVERY_FRAME = "--run-all-compositor-stages-before-draw"
 """The chart cards render only once they are seen in the viewport, which headless Chromium under a virtual-time budget
 may never composite: without this flag 5 of 50 dumps of the curves view came back without any chart on a 2-core AMD
-EPYC (x86_64-avx512, one core busy), and CI once lost all four tries; with it, 0 of 50 on the same machine and load."""
+EPYC (x86_64-avx512; one core training, the other busy for 30 of the 50), and CI once lost all four tries; with it,
+0 of 50 on the same machine and load."""
 
 
 def render(link: str, screenshot: Path | None = None, ready: Callable[[str], bool] = lambda dom: True) -> str:
@@ -99,8 +100,8 @@ def render(link: str, screenshot: Path | None = None, ready: Callable[[str], boo
         "--disable-gpu",
         "--virtual-time-budget=30000",
         COMPOSITE_EVERY_FRAME,
+        f"--window-size={WINDOW}",
     ]
-    common.append(f"--window-size={WINDOW}")
     for _ in range(RENDERS):
         dom = subprocess.run([*common, "--dump-dom", link], check=True, capture_output=True, text=True, timeout=300)
         if ready(dom.stdout):

@@ -31,22 +31,21 @@ def torn(path: Path) -> bool:
         return True
 
 
-def remove_torn_rwlock(root: Path = Path(".")) -> bool:
-    """Delete the project's DVC stage-lock file if a killed DVC process left it torn; True when it did. Checked
-    again under DVC's guard, so a DVC process writing it right now is waited for, never cut short; a guard held for
-    longer than DVC's own retries leaves the file to DVC."""
+def remove_torn_rwlock(root: Path = Path(".")) -> None:
+    """Delete the project's DVC stage-lock file if a killed DVC process left it torn. Checked again under DVC's
+    guard, so a DVC process writing it right now is waited for, never cut short; a guard held for longer than DVC's
+    own retries leaves the file to DVC."""
     path = root / RWLOCK
     if not torn(path):
-        return False
+        return
     try:
         with make_lock(str(path.with_name("rwlock.lock")), tmp_dir=str(path.parent)):
             if not torn(path):
-                return False
+                return
             path.unlink()
     except LockError:
-        return False
+        return
     print(
         f"note: removed {RWLOCK}, DVC's stage-lock file, torn by a run that was killed (treeverse/dvc#7615)",
         file=sys.stderr,
     )
-    return True
