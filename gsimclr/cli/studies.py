@@ -1,6 +1,6 @@
 """Commands over whole studies: run the pipeline (`repro`), run a parameter set as a DVC experiment
-(`study`), pool one study's seeds reported in several places (`pool`), and put several studies' results side by
-side (`tabulate`)."""
+(`study`), pool one study's seeds reported in several places (`pool`), pair a guided arm trained on its own with an
+earlier study's SimCLR arm and controls (`pair`), and put several studies' results side by side (`tabulate`)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,34 @@ def pool(
 
     with reported_errors():
         text = pool_parts(load_params(ctx.obj["params"]), parts, output)
+    typer.echo(text)
+
+
+@app.command()
+def pair(
+    ctx: typer.Context,
+    baseline: Annotated[
+        Path, typer.Argument(help="results.csv of the earlier study whose SimCLR arm and controls to reuse.")
+    ],
+    baseline_params: Annotated[
+        Path, typer.Option(help="That study's params file: the recipe (data, model, pretrain, evaluate) must match.")
+    ],
+    output: Annotated[Path, typer.Option(help="Folder for the paired results.md, results.csv, metrics.json.")],
+) -> None:
+    """Report a guided arm trained on its own (only `pretrain` and `evaluate --method gsimclr` ran in this folder,
+    for every seed of --params) beside an earlier study's SimCLR arm and controls of the same seeds and recipe, as
+    `compare` would have -- for a new arm on another machine of the same CPU kind, with the SimCLR code path
+    unchanged, where DVC's run cache cannot restore SimCLR.
+
+    Example: gsimclr -p params.yaml pair results/cifar10-cpu/results.csv --baseline-params
+    pipelines/cifar10-cpu.yaml --output results/oracle-batches
+    """
+    from gsimclr.pipeline.paired_arm import pair as pair_arm
+    from gsimclr.settings.loading import load_params
+
+    with reported_errors():
+        params = load_params(ctx.obj["params"])
+        text = pair_arm(params, load_params(baseline_params), Path("."), baseline, output)
     typer.echo(text)
 
 

@@ -62,10 +62,15 @@ class SeedOutputs:
 
 
 def result_rows(
-    outputs: list[SeedOutputs], reference: Optional[str], balanced: bool = False, guided_by: str = "autoencoder"
+    evaluations: Mapping[int, Mapping[str, EvaluationMetrics]],
+    reference: Optional[str],
+    balanced: bool = False,
+    guided_by: str = "autoencoder",
 ) -> list[ResultRow]:
     """Long format: one row per (table, method, representation, seed) with our test accuracy in % and the paper's.
 
+    `evaluations`: seed -> method -> its evaluation; the rows are those of the methods given (`compare`: all of
+    them; `pair`: the guided arm only).
     `balanced`: mean per-class accuracy instead (long-tailed training splits); the paper has no such figure.
     `guided_by`: the G-SimCLR arm's label source, written on its rows unless it is the paper's (`oracle` marks the
     upper bound).
@@ -77,14 +82,15 @@ def result_rows(
             metric="balanced_accuracy" if balanced else "accuracy",
             method=method,
             representation=representation,
-            seed=out.seed,
+            seed=seed,
             test_acc=scores.test_balanced_acc if balanced else scores.test_acc,
             paper=paper[paper_key] / 100 if paper_key in paper else None,  # the paper prints percent
             guided_by=guided_by if method == "gsimclr" and guided_by != "autoencoder" else "",
         )
-        for out in outputs
+        for seed, evaluation in evaluations.items()
         for table, method, representation, key, paper_key in TABLE_CELLS
-        for scores in [out.evaluation[method].rows[key]]
+        if method in evaluation
+        for scores in [evaluation[method].rows[key]]
     ]
 
 

@@ -124,8 +124,9 @@ def compare(ctx: StageContext) -> str:
     root = Layout(ctx.layout.root)
     outputs = [read_seed(root.for_seed(seed)) for seed in ctx.params.seeds]
     source = ctx.params.guidance.labels
-    rows = result_rows(outputs, ctx.params.data.paper_reference, guided_by=source)
-    balanced = result_rows(outputs, None, True, source) if ctx.params.data.imbalance_ratio > 1 else []
+    evaluations = {o.seed: o.evaluation for o in outputs}
+    rows = result_rows(evaluations, ctx.params.data.paper_reference, guided_by=source)
+    balanced = result_rows(evaluations, None, True, source) if ctx.params.data.imbalance_ratio > 1 else []
     with stage_run(STAGE, ctx.params, ctx.config) as tracker:
         names = figures(root, outputs, rows, tracker)
         answer, curves = side_by_side(outputs, tracker, source == "oracle")
