@@ -8,10 +8,9 @@
 # Each ARM is one named DVC experiment, `gsimclr study pipelines/cifar10-cpu.yaml --name cifar10-ARM -S guidance...`.
 # The first one trains everything (autoencoder, pseudo labels, SimCLR, the guided arm, the controls); DVC's run
 # cache restores the stages a later ARM shares with it (SimCLR, the autoencoder, the controls), so a later ARM
-# trains only its guided arm. The variants are the ones the one-seed screen chose on the validation split
-# (pipelines/cifar10-guidance-screen.sh, docs/guidance.md). `oracle-*` arms read the true training labels in
-# pretraining: an upper bound, not a method (every report and MLflow run says so): `oracle-attract` bounds guidance in
-# the loss, `oracle-batches` bounds the paper's guided batches (stratified by the true classes).
+# trains only its guided arm. The arms and what each one is: pipelines/cifar10-guidance-arms.sh. On a machine without
+# the study's run cache, one arm can also be trained on its own beside the committed AVX2 study:
+# pipelines/cifar10-guidance-arm.sh.
 #
 # Each finished experiment's report (results/*.md, .csv, .json, .png) is copied to OUT/ARM; re-running the same
 # command resumes the unfinished ARM from its checkpoints and skips the finished ones. Last, `gsimclr tabulate` puts
@@ -22,12 +21,8 @@ set -euo pipefail
 DATA=${1:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
 OUT=${2:?usage: $0 /abs/path/to/cifar10-jpeg OUT [ARM ...]}
 shift 2
-declare -A ARMS=(
-  [paper]=""
-  [oracle-attract]="labels=oracle batches=random false_negatives=attract"
-  [oracle-batches]="labels=oracle batches=guided false_negatives=keep"
-  [network-cancel-head]="labels=network batches=random false_negatives=cancel warmup_epochs=2 refresh_every=2 refresh_k=10 refresh_features=head"
-)
+# shellcheck source=pipelines/cifar10-guidance-arms.sh
+source "$(cd "$(dirname "$0")" && pwd)/cifar10-guidance-arms.sh"
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(oracle-attract network-cancel-head oracle-batches)
 for name in "${NAMES[@]}"; do

@@ -1,5 +1,5 @@
-"""The CIFAR-10 guidance screen and study scripts (pipelines/): every variant they name is a valid study, and an
-unknown one is refused before anything runs."""
+"""The CIFAR-10 guidance screen, study and single-arm scripts (pipelines/): every variant they name is a valid study,
+and an unknown one is refused before anything runs."""
 
 import re
 import shutil
@@ -11,7 +11,9 @@ from conftest import REPO, command_env
 from gsimclr.pipeline.study import effective_params
 from gsimclr.system.machine import cpu_kind
 
-SCRIPTS = ("cifar10-guidance-screen.sh", "cifar10-guidance-study.sh")
+SCRIPTS = ("cifar10-guidance-screen.sh", "cifar10-guidance-study.sh", "cifar10-guidance-arm.sh")
+TABLES = ("cifar10-guidance-screen.sh", "cifar10-guidance-arms.sh")
+"""The files that hold a `[name]="key=value ..."` table of variants (the study and arm scripts source the second)."""
 
 
 def variants(script: str) -> dict[str, list[str]]:
@@ -20,7 +22,7 @@ def variants(script: str) -> dict[str, list[str]]:
     return {name: values.split() for name, values in re.findall(r'^\s*\[([\w-]+)\]="([^"]*)"', text, re.MULTILINE)}
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("script", TABLES)
 def test_every_variant_is_a_valid_study_of_the_cifar10_recipe(script):
     table = variants(script)
     assert len(table) >= 3
@@ -40,6 +42,45 @@ def test_an_unknown_variant_is_refused_before_anything_runs(tmp_path, script):
     )
     assert result.returncode == 2 and result.stderr.startswith("error: unknown "), result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_single_arm_script_refuses_the_papers_own_arm(tmp_path):
+    """The committed study already holds the paper's G-SimCLR: re-training it alone would pair it with itself."""
+    script = REPO / "pipelines" / "cifar10-guidance-arm.sh"
+    result = subprocess.run(
+        ["bash", str(script), "/nonexistent/cifar10", str(tmp_path / "arm"), "paper"], capture_output=True, text=True
+    )
+    assert result.returncode == 2, result.stderr
+    listed = result.stderr.removeprefix("error: unknown arm paper (one of: ").removesuffix(")\n")
+    assert set(listed.split()) == set(variants("cifar10-guidance-arms.sh")) - {"paper"}, result.stderr
+    assert not (tmp_path / "arm").exists()
+
+
+def test_the_single_arm_script_runs_only_on_the_committed_studys_cpu_kind(tmp_path):
+    """The committed study's SimCLR ran on x86_64-avx2 (fp32): on another kind the arm would be paired across CPU
+    kinds, so the script stops before writing anything; on that kind it writes the arm's params and goes on to
+    `gsimclr prepare`, which finds no images here."""
+    script = REPO / "pipelines" / "cifar10-guidance-arm.sh"
+    folder = tmp_path / "arm"
+    result = subprocess.run(
+        ["bash", str(script), "/nonexistent/cifar10", str(folder), "oracle-batches"],
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    if cpu_kind() != "x86_64-avx2":
+        assert result.stderr.startswith(
+            f"error: this CPU is {cpu_kind()}, the committed study's SimCLR ran on x86_64-avx2"
+        )
+        assert not folder.exists()
+        return
+    assert result.stderr.startswith("error: image folder not found: /nonexistent/cifar10/train"), result.stderr
+    params = effective_params(folder / "params.yaml", [])
+    recipe = effective_params(REPO / "pipelines" / "cifar10-cpu.yaml", ["data.root=/nonexistent/cifar10"])
+    assert params.guidance.labels == "oracle" and params.guidance.batches == "guided"
+    assert params.model_dump(exclude={"guidance"}) == recipe.model_dump(exclude={"guidance"})
 
 
 def test_the_study_tables_its_arms_beside_the_committed_paper_arm(tmp_path):
