@@ -24,7 +24,7 @@ from gsimclr.outputs.metrics import EvaluationMetrics, PretrainMetrics, ResultRo
 from gsimclr.pipeline.layout import Layout
 from gsimclr.reporting.figures import TABLE_FIGURES, draw_table_figures
 from gsimclr.reporting.pool import check_complete, check_reference
-from gsimclr.reporting.report import accuracy_sections, figure_links, introduction, seeds_title
+from gsimclr.reporting.report import accuracy_sections, figure_links, introduction, run_table, seeds_title
 from gsimclr.reporting.rows import TABLE_CELLS, method_labels, pooled_metrics, result_rows
 from gsimclr.reporting.tables import per_seed_table
 from gsimclr.settings.config import Params
@@ -134,13 +134,7 @@ def provenance_lines(arm: Sequence[ArmSeed], baseline: Path, output: Path) -> li
     return [
         "## Provenance",
         "",
-        "| stage | seed | MLflow run | wall time (s) | device | hardware |",
-        "| --- | ---: | --- | ---: | --- | --- |",
-        *[
-            f"| {name} | {s.seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} | {rec.get('hardware', '')} |"
-            for s in arm
-            for name, rec in s.records.items()
-        ],
+        *run_table([(s.seed, s.records) for s in arm], machine=True),
         "",
         f"SimCLR, the controls and the supervised reference: the rows of `{baseline}` for the same seeds, not trained "
         f"again (their runs, diagnostics and machine: [{report}]({report})).",

@@ -4,7 +4,7 @@ provenance, in words a reader can act on (a method that does not beat the untrai
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -240,6 +240,21 @@ def figure_links(names: list[str]) -> str:
     return " ".join(f"![{name.removesuffix('.png').replace('_', ' ')}]({name})" for name in names)
 
 
+def run_table(records: Sequence[tuple[int, Mapping[str, dict]]], machine: bool = False) -> list[str]:
+    """One row per stage run of each seed: its MLflow run, wall time, device and, with `machine`, the hardware its run
+    record names (a report whose runs come from more than one machine)."""
+    return [
+        "| stage | seed | MLflow run | wall time (s) | device |" + " hardware |" * machine,
+        "| --- | ---: | --- | ---: | --- |" + " --- |" * machine,
+        *[
+            f"| {name} | {seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |"
+            + f" {rec.get('hardware', '')} |" * machine
+            for seed, runs in records
+            for name, rec in runs.items()
+        ],
+    ]
+
+
 def provenance_section(outputs: list[SeedOutputs], landing: str) -> list[str]:
     """Which MLflow run produced each number, how long it took, on which device and machine, and the way into
     MLflow's side-by-side view (`landing`)."""
@@ -257,13 +272,7 @@ def provenance_section(outputs: list[SeedOutputs], landing: str) -> list[str]:
         "## Provenance",
         "",
         *left_out,
-        "| stage | seed | MLflow run | wall time (s) | device |",
-        "| --- | ---: | --- | ---: | --- |",
-        *[
-            f"| {name} | {o.seed} | `{rec['run_id']}` | {rec['wall_s']} | {rec['device']} |"
-            for o in outputs
-            for name, rec in o.records.items()
-        ],
+        *run_table([(o.seed, o.records) for o in outputs]),
         "",
         f"Hardware: {hardware()}.",
         "",
