@@ -9,8 +9,8 @@
 # The first one trains everything (autoencoder, pseudo labels, SimCLR, the guided arm, the controls); DVC's run
 # cache restores the stages a later ARM shares with it (SimCLR, the autoencoder, the controls), so a later ARM
 # trains only its guided arm. The arms and what each one is: pipelines/cifar10-guidance-arms.sh. On a machine without
-# the study's run cache, one arm can also be trained on its own beside the committed AVX2 study:
-# pipelines/cifar10-guidance-arm.sh.
+# the study's run cache, one arm can also be trained on its own beside a committed SimCLR arm of the same CPU
+# kind: pipelines/cifar10-guidance-arm.sh.
 #
 # Each finished experiment's report (results/*.md, .csv, .json, .png) is copied to OUT/ARM; re-running the same
 # command resumes the unfinished ARM from its checkpoints and skips the finished ones. Last, `gsimclr tabulate` puts

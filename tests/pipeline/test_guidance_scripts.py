@@ -6,10 +6,14 @@ import shutil
 import subprocess
 
 import pytest
+import torch
 from conftest import REPO, command_env
 
+from gsimclr.outputs.metrics import read_results
+from gsimclr.pipeline.paired_arm import recipe_differences
 from gsimclr.pipeline.study import effective_params
 from gsimclr.system.machine import cpu_kind
+from gsimclr.training.device import resolve_precision
 
 SCRIPTS = ("cifar10-guidance-screen.sh", "cifar10-guidance-study.sh", "cifar10-guidance-arm.sh")
 TABLES = ("cifar10-guidance-screen.sh", "cifar10-guidance-arms.sh")
@@ -56,31 +60,67 @@ def test_the_single_arm_script_refuses_the_papers_own_arm(tmp_path):
     assert not (tmp_path / "arm").exists()
 
 
-def test_the_single_arm_script_runs_only_on_the_committed_studys_cpu_kind(tmp_path):
-    """The committed study's SimCLR ran on x86_64-avx2 (fp32): on another kind the arm would be paired across CPU
-    kinds, so the script stops before writing anything; on that kind it writes the arm's params and goes on to
-    `gsimclr prepare`, which finds no images here."""
+BASELINES = {
+    "x86_64-avx2 fp32": ("results/cifar10-cpu/results.csv", "pipelines/cifar10-cpu.yaml"),
+    "x86_64-avx512 bf16": (
+        "results/cifar10-guidance/oracle-attract/results.csv",
+        "results/cifar10-guidance/oracle-attract/params.yaml",
+    ),
+}
+"""The committed SimCLR arms the single-arm script pairs with, by CPU kind and the precision `auto` takes there."""
+
+
+def run_arm(folder, *seeds: str) -> subprocess.CompletedProcess:
     script = REPO / "pipelines" / "cifar10-guidance-arm.sh"
-    folder = tmp_path / "arm"
-    result = subprocess.run(
-        ["bash", str(script), "/nonexistent/cifar10", str(folder), "oracle-batches"],
+    return subprocess.run(
+        ["bash", str(script), "/nonexistent/cifar10", str(folder), "oracle-batches", *seeds],
         env=command_env(),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize("machine", BASELINES)
+def test_each_committed_simclr_arm_the_single_arm_script_pairs_with_has_the_arms_recipe(machine):
+    """`gsimclr pair` refuses a recipe that differs, so a wrong baseline would fail only after hours of training."""
+    results, params_file = (REPO / path for path in BASELINES[machine])
+    baseline = effective_params(params_file, [])
+    arm = effective_params(
+        REPO / "pipelines" / "cifar10-cpu.yaml",
+        [f"guidance.{item}" for item in variants("cifar10-guidance-arms.sh")["oracle-batches"]],
+    )
+    assert recipe_differences(arm, baseline) == []
+    simclr_seeds = {row.seed for row in read_results(results) if row.method == "simclr"}
+    assert simclr_seeds == {0, 1, 2}
+
+
+def test_the_single_arm_script_runs_only_where_a_committed_simclr_arm_of_the_kind_ran(tmp_path):
+    """On a CPU kind (and `auto` precision) without a committed SimCLR arm the guided arm would be paired across
+    kinds, so the script stops before writing anything; on one with it, it writes the arm's params -- the recipe of
+    pipelines/cifar10-cpu.yaml but for the guidance and the seeds given -- and goes on to `gsimclr prepare`, which
+    finds no images here."""
+    folder = tmp_path / "arm"
+    result = run_arm(folder, "2", "1")
     assert result.returncode == 2, result.stderr
-    if cpu_kind() != "x86_64-avx2":
-        assert result.stderr.startswith(
-            f"error: this CPU is {cpu_kind()}, the committed study's SimCLR ran on x86_64-avx2"
-        )
+    machine = f"{cpu_kind()} {resolve_precision('auto', torch.device('cpu'))}"
+    if machine not in BASELINES:
+        assert result.stderr.startswith(f"error: this CPU is {machine}; committed SimCLR arms ran on: "), result.stderr
         assert not folder.exists()
         return
     assert result.stderr.startswith("error: image folder not found: /nonexistent/cifar10/train"), result.stderr
     params = effective_params(folder / "params.yaml", [])
     recipe = effective_params(REPO / "pipelines" / "cifar10-cpu.yaml", ["data.root=/nonexistent/cifar10"])
     assert params.guidance.labels == "oracle" and params.guidance.batches == "guided"
-    assert params.model_dump(exclude={"guidance"}) == recipe.model_dump(exclude={"guidance"})
+    assert params.seeds == [2, 1]
+    assert params.model_dump(exclude={"guidance", "seeds"}) == recipe.model_dump(exclude={"guidance", "seeds"})
+
+
+@pytest.mark.parametrize(("seeds", "message"), [(("0", "x"), "seed x is not"), (("1", "1"), "seeds 1 1 name one")])
+def test_the_single_arm_script_refuses_bad_seeds_before_anything_runs(tmp_path, seeds, message):
+    result = run_arm(tmp_path / "arm", *seeds)
+    assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
+    assert not (tmp_path / "arm").exists()
 
 
 def test_the_study_tables_its_arms_beside_the_committed_paper_arm(tmp_path):
