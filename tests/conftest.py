@@ -153,3 +153,10 @@ def forest_points(figure: "Figure") -> dict[str, float]:
         if line.get_marker() == "o" and round(y[0]) in labels:  # the point, not the interval's caps
             points[labels[round(y[0])]] = float(x[0])
     return points
+
+
+def table_lines(markdown: str) -> list[str]:
+    """The report's table rows, without the provenance table (it names runs, which only compare has)."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    provenance = "| stage | seed | MLflow run | wall time (s) | device |"
+    return lines[: lines.index(provenance)] if provenance in lines else lines

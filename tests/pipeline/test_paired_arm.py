@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import table_lines
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
-from tests.reporting.test_pool import table_lines
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import table_lines
 from typer.testing import CliRunner
 
 from gsimclr.cli import app
@@ -33,13 +34,6 @@ def split(results: Path, parts: dict[str, set[int]], folder: Path) -> list[Path]
 
 def pool(*args: object):
     return runner.invoke(app, ["-p", str(ROOT / "params.yaml"), "pool", *map(str, args)])
-
-
-def table_lines(markdown: str) -> list[str]:
-    """The report's table rows, without the provenance table (it names runs, which only compare has)."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
-    provenance = "| stage | seed | MLflow run | wall time (s) | device |"
-    return lines[: lines.index(provenance)] if provenance in lines else lines
 
 
 def test_pooled_parts_give_the_tables_and_metrics_compare_gave_over_all_seeds(tmp_path):
