@@ -1,7 +1,7 @@
 """One study's seeds, run in several places, pooled into one report.
 
 A study on small machines may outlast one machine: its seeds then run in different folders, sessions or
-machines, and each part is reported by its own `compare` (diagnostics, figures, MLflow provenance). Every
+machines, and each part is reported by its own `compare` or `pair` (diagnostics, figures, provenance). Every
 test accuracy of a part is in its results.csv, one row per cell and seed; pooling reads those rows, refuses
 a seed reported twice or a cell missing for some seed, and writes the tables `compare` writes over the union
 of seeds (the statistics are the same functions, so pooled and single-folder reports agree to the digit). What
@@ -76,9 +76,9 @@ def pooled_report(params: Params, rows: list[ResultRow], parts: dict[Path, list[
             seeds_title(params, seeds),
             "",
             *introduction(params),
-            f"Pooled by `gsimclr pool` from {len(parts)} parts of the study, each reported by its own `compare` "
-            "(the label counts, pseudo-label diagnostics, pretraining curves and MLflow provenance of each seed "
-            "are in its part's report):",
+            f"Pooled by `gsimclr pool` from {len(parts)} parts of the study, each with its own report (`compare`'s, "
+            "or `pair`'s for an arm paired with an earlier study's SimCLR arm): the label counts, pseudo-label "
+            "diagnostics, pretraining curves and MLflow provenance of each seed are there:",
             "",
             *sources,
             "",
