@@ -3,8 +3,8 @@
 # of the machine's CPU kind): each arm's `guidance` overrides of pipelines/cifar10-cpu.yaml, chosen on the validation
 # split by the one-seed screen (cifar10-guidance-screen.sh, docs/guidance.md). `oracle-*` arms read the true training
 # labels in pretraining: an upper bound, not a method (every report and MLflow run says so): `oracle-attract` bounds
-# guidance in the loss, `oracle-batches` bounds the paper's guided batches (stratified by the true classes). `paper` is the
-# paper's G-SimCLR (autoencoder pseudo labels, guided batches).
+# guidance in the loss, `oracle-batches` bounds the paper's guided batches (stratified by the true classes). `paper`
+# is the paper's G-SimCLR (autoencoder pseudo labels, guided batches).
 # shellcheck disable=SC2034  # read by the scripts that source this file
 declare -A ARMS=(
   [paper]=""
