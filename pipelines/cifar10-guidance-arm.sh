@@ -10,7 +10,8 @@
 # (`gsimclr pool`). The SimCLR arm each kind is paired with (BASELINES below): on x86_64-avx2 (fp32) the committed
 # study results/cifar10-cpu/; on x86_64-avx512 with native bf16 the guidance study's own SimCLR arm
 # (results/cifar10-guidance/oracle-attract/, whose SimCLR rows every arm of that study shares). Another kind or
-# precision is refused: train the arm beside its own SimCLR there (pipelines/cifar10-guidance-study.sh).
+# precision is refused: train the arm beside its own SimCLR there (pipelines/cifar10-guidance-study.sh). The stages
+# run on the CPU even where a GPU is present, as the baselines did.
 #
 # FOLDER gets params.yaml (the recipe of pipelines/cifar10-cpu.yaml with data.root, the arm's guidance and the
 # SEEDs), the prepared data and the arm's stages, whole seeds first: with an odd number of SEEDs the first one on
@@ -85,7 +86,7 @@ stage() {  # stage THREADS SEED NAME COMMAND...: skipped once its metrics file i
   shift 3
   [ -e "metrics/seed$seed/$name.json" ] && return 0
   echo "$(date -u +%T) seed $seed: $name ($threads thread(s))"
-  OMP_NUM_THREADS=$threads gsimclr --seed "$seed" "$@"
+  OMP_NUM_THREADS=$threads gsimclr --device cpu --seed "$seed" "$@"
 }
 seed_run() {  # seed_run THREADS SEED: the arm's pretraining and evaluation of one seed
   stage "$1" "$2" pretrain_gsimclr pretrain --method gsimclr &&
