@@ -50,10 +50,7 @@ def test_an_unknown_variant_is_refused_before_anything_runs(tmp_path, script):
 
 def test_the_single_arm_script_refuses_the_papers_own_arm(tmp_path):
     """The committed study already holds the paper's G-SimCLR: re-training it alone would pair it with itself."""
-    script = REPO / "pipelines" / "cifar10-guidance-arm.sh"
-    result = subprocess.run(
-        ["bash", str(script), "/nonexistent/cifar10", str(tmp_path / "arm"), "paper"], capture_output=True, text=True
-    )
+    result = run_arm(tmp_path / "arm", "paper")
     assert result.returncode == 2, result.stderr
     listed = result.stderr.removeprefix("error: unknown arm paper (one of: ").removesuffix(")\n")
     assert set(listed.split()) == set(variants("cifar10-guidance-arms.sh")) - {"paper"}, result.stderr
@@ -71,10 +68,11 @@ def baselines() -> dict[str, tuple[str, ...]]:
     return {key: tuple(value.split()) for key, value in (line.split("=") for line in lines.splitlines())}
 
 
-def run_arm(folder, *seeds: str) -> subprocess.CompletedProcess:
+def run_arm(folder, arm: str, *seeds: str) -> subprocess.CompletedProcess:
+    """The single-arm script on a data folder that does not exist: it stops at its checks or at `gsimclr prepare`."""
     script = REPO / "pipelines" / "cifar10-guidance-arm.sh"
     return subprocess.run(
-        ["bash", str(script), "/nonexistent/cifar10", str(folder), "oracle-batches", *seeds],
+        ["bash", str(script), "/nonexistent/cifar10", str(folder), arm, *seeds],
         env=command_env(),
         capture_output=True,
         text=True,
@@ -101,7 +99,7 @@ def test_the_single_arm_script_runs_only_where_a_committed_simclr_arm_of_the_kin
     pipelines/cifar10-cpu.yaml but for the guidance and the seeds given -- and goes on to `gsimclr prepare`, which
     finds no images here."""
     folder = tmp_path / "arm"
-    result = run_arm(folder, "2", "1")
+    result = run_arm(folder, "oracle-batches", "2", "1")
     assert result.returncode == 2, result.stderr
     machine = f"{cpu_kind()} {resolve_precision('auto', torch.device('cpu'))}"
     if machine not in baselines():
@@ -118,7 +116,7 @@ def test_the_single_arm_script_runs_only_where_a_committed_simclr_arm_of_the_kin
 
 @pytest.mark.parametrize(("seeds", "message"), [(("0", "x"), "seed x is not"), (("1", "1"), "seeds 1 1 name one")])
 def test_the_single_arm_script_refuses_bad_seeds_before_anything_runs(tmp_path, seeds, message):
-    result = run_arm(tmp_path / "arm", *seeds)
+    result = run_arm(tmp_path / "arm", "oracle-batches", *seeds)
     assert result.returncode == 2 and result.stderr.startswith(f"error: {message}"), result.stderr
     assert not (tmp_path / "arm").exists()
 
